@@ -1,0 +1,5 @@
+//! Detection heads.
+
+pub mod detect;
+
+pub use detect::{Detect, DetectConfig, RawOutputs};

@@ -1,0 +1,85 @@
+//! `ycomp`: the yolo-compress command line. See `ycomp --help` and docs/cli.md.
+
+mod detect;
+mod export;
+mod info;
+mod models;
+
+use anyhow::Result;
+use clap::{Args, Parser, Subcommand};
+
+/// Train, compress and export YOLOv5 detectors in pure Rust.
+#[derive(Parser)]
+#[command(name = "ycomp", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Print a model's layers, parameters and GFLOPs.
+    Info(info::InfoArgs),
+    /// Detect objects in images.
+    Detect(detect::DetectArgs),
+    /// Convert weights (e.g. an ultralytics state_dict) to another format.
+    Export(export::ExportArgs),
+    /// List the built-in model configs.
+    Models(models::ModelsArgs),
+}
+
+/// Options shared by every subcommand.
+#[derive(Args, Clone, Debug)]
+pub struct Common {
+    /// Compute device: cpu (pure-Rust flex backend), vulkan, wgpu, ndarray or cuda[:N].
+    #[arg(long, default_value = "cpu", global = true)]
+    pub device: String,
+    /// Random seed.
+    #[arg(long, default_value_t = 0, global = true)]
+    pub seed: u64,
+    /// Machine-readable JSON on stdout.
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// No progress output.
+    #[arg(long, global = true)]
+    pub quiet: bool,
+}
+
+/// Model selection shared by the subcommands that load a model.
+#[derive(Args, Clone, Debug)]
+pub struct ModelArgs {
+    /// Built-in config (`yolov5s.yaml`, see `ycomp models`), a model YAML path, or a native checkpoint.
+    #[arg(long)]
+    pub model: Option<String>,
+    /// Weights: an ultralytics PyTorch state_dict (.pt, unfused or fused) or a native checkpoint.
+    #[arg(long)]
+    pub weights: Option<std::path::PathBuf>,
+    /// Override the number of classes.
+    #[arg(long)]
+    pub nc: Option<usize>,
+    /// Override the class names (comma-separated).
+    #[arg(long, value_delimiter = ',')]
+    pub names: Option<Vec<String>>,
+}
+
+impl ModelArgs {
+    /// Loads the model on `device`.
+    pub fn load(&self, device: &burn::prelude::Device) -> Result<yolo_compress::loading::Loaded> {
+        let classes = yolo_compress::loading::ClassOverride { nc: self.nc, names: self.names.clone() };
+        Ok(yolo_compress::loading::load_model(self.model.as_deref(), self.weights.as_deref(), &classes, device)?)
+    }
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Info(a) => info::run(a),
+        Command::Detect(a) => detect::run(a),
+        Command::Export(a) => export::run(a),
+        Command::Models(a) => models::run(a),
+    };
+    if let Err(e) = result {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}
