@@ -30,7 +30,9 @@ How to run it (by hand; CI does not run it)
     /path/to/venv/bin/python benches/peers/latency.py --out /tmp/peers.json
     /path/to/venv/bin/python benches/peers/latency.py --models yolov5n --runs 50 --threads 1
     On a shared or busy machine the numbers are noisy: compare the medians, and look at the load
-    averages recorded in the JSON.
+    averages recorded in the JSON. PyTorch's OpenMP threads suffer most: on the 2-core dev box
+    with a compile job running (load ~3.6), yolov5n took a median 372 ms with --threads 2 but
+    109 ms with --threads 1 (ONNX Runtime: 102 ms and 62 ms). Measure when the machine is idle.
 
 Python packages it needs (pip, PyPI)
     torch, numpy, onnx, onnxruntime, pyyaml, plus `yolov5==7.0.14` and `ultralytics` installed with

@@ -11,6 +11,8 @@ use crate::error::WeightsError;
 use crate::state::{NamedTensors, TensorVisitor};
 
 /// One non-head layer of a graph.
+// Layers are built once per model: the size difference between variants costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Module, Debug)]
 pub enum Layer {
     /// Conv / DWConv.

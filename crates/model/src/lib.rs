@@ -9,7 +9,7 @@
 //! - [`arch`]: ultralytics YAML → resolved [`Architecture`] (built-in `yolov5{n,s,m,l,x}.yaml`,
 //!   `yolov5s-ghost.yaml`);
 //! - [`weights`]: PyTorch state dicts and native safetensors checkpoints;
-//! - [`postprocess`]: NMS;
+//! - [`postprocess`]: non-maximum suppression;
 //! - [`info`]: parameter / FLOP summaries.
 //!
 //! Library code never picks a backend: everything takes a `&Device`.

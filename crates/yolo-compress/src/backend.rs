@@ -43,44 +43,48 @@ pub fn compiled_backends() -> Vec<&'static str> {
 
 /// Resolves `cpu` (the default pure-Rust `flex` backend), `ndarray`, `wgpu`, `vulkan` or `cuda[:N]`.
 pub fn device_from_name(name: &str) -> Result<Device, BackendError> {
-    let missing = |feature| Err(BackendError::NotCompiled { name: name.to_string(), feature });
     let (kind, index) = name.split_once(':').unwrap_or((name, "0"));
     let index: usize = index.parse().map_err(|_| BackendError::Unknown(name.to_string()))?;
-    match kind {
-        "cpu" | "flex" => {
-            #[cfg(feature = "flex")]
-            return Ok(Device::flex());
-            #[cfg(not(feature = "flex"))]
-            return missing("flex");
-        }
-        "ndarray" => {
-            #[cfg(feature = "ndarray")]
-            return Ok(Device::ndarray());
-            #[cfg(not(feature = "ndarray"))]
-            return missing("ndarray");
-        }
-        "wgpu" => {
-            #[cfg(feature = "wgpu")]
-            return Ok(Device::wgpu(Default::default()));
-            #[cfg(not(feature = "wgpu"))]
-            return missing("wgpu");
-        }
-        "vulkan" => {
-            #[cfg(feature = "vulkan")]
-            return Ok(Device::vulkan(Default::default()));
-            #[cfg(not(feature = "vulkan"))]
-            return missing("vulkan");
-        }
-        "cuda" => {
-            #[cfg(feature = "cuda")]
-            return Ok(Device::cuda(index));
-            #[cfg(not(feature = "cuda"))]
-            {
-                let _ = index;
-                return missing("cuda");
+    let device = match kind {
+        "cpu" | "flex" => compiled::flex(),
+        "ndarray" => compiled::ndarray(),
+        "wgpu" => compiled::wgpu(),
+        "vulkan" => compiled::vulkan(),
+        "cuda" => compiled::cuda(index),
+        _ => return Err(BackendError::Unknown(name.to_string())),
+    };
+    device.map_err(|feature| BackendError::NotCompiled { name: name.to_string(), feature })
+}
+
+/// One constructor per backend; `Err(feature)` when that feature is not compiled in.
+mod compiled {
+    use burn::prelude::Device;
+
+    macro_rules! backend {
+        ($name:ident, $feature:literal, $make:expr) => {
+            #[cfg(feature = $feature)]
+            pub fn $name() -> Result<Device, &'static str> {
+                Ok($make)
             }
-        }
-        _ => Err(BackendError::Unknown(name.to_string())),
+            #[cfg(not(feature = $feature))]
+            pub fn $name() -> Result<Device, &'static str> {
+                Err($feature)
+            }
+        };
+    }
+
+    backend!(flex, "flex", Device::flex());
+    backend!(ndarray, "ndarray", Device::ndarray());
+    backend!(wgpu, "wgpu", Device::wgpu(Default::default()));
+    backend!(vulkan, "vulkan", Device::vulkan(Default::default()));
+
+    #[cfg(feature = "cuda")]
+    pub fn cuda(index: usize) -> Result<Device, &'static str> {
+        Ok(Device::cuda(index))
+    }
+    #[cfg(not(feature = "cuda"))]
+    pub fn cuda(_index: usize) -> Result<Device, &'static str> {
+        Err("cuda")
     }
 }
 

@@ -89,13 +89,26 @@ impl Predictor {
         &self,
         images: &[(String, image::RgbImage)],
     ) -> Result<(Vec<Vec<ImageDetection>>, Timings), crate::data::DataError> {
-        let mut t = Timings::default();
-        let mut results = vec![Vec::new(); images.len()];
         let t0 = Instant::now();
         let pre = images.iter().map(|(_, img)| self.preprocess(img)).collect::<Result<Vec<_>, _>>()?;
-        t.pre += t0.elapsed().as_secs_f64() * 1e3;
+        let pre_ms = t0.elapsed().as_secs_f64() * 1e3;
+        let names: Vec<String> = images.iter().map(|(n, _)| n.clone()).collect();
+        let (results, mut t) = self.predict_letterboxed(&names, &pre);
+        t.pre += pre_ms;
+        Ok((results, t))
+    }
+
+    /// Detects objects in already letterboxed inputs: `pre[i]` is a `[3, H, W]` image in 0..1 with the
+    /// [`LetterboxInfo`] that maps its boxes back, labelled `names[i]`.
+    pub fn predict_letterboxed(
+        &self,
+        names: &[String],
+        pre: &[(Vec<f32>, LetterboxInfo)],
+    ) -> (Vec<Vec<ImageDetection>>, Timings) {
+        let mut t = Timings::default();
+        let mut results = vec![Vec::new(); pre.len()];
         // Group images by letterboxed shape so each forward pass is one batch.
-        let mut order: Vec<usize> = (0..images.len()).collect();
+        let mut order: Vec<usize> = (0..pre.len()).collect();
         order.sort_by_key(|&i| pre[i].1.shape);
         let groups = order.chunk_by(|&a, &b| pre[a].1.shape == pre[b].1.shape);
         for group in groups {
@@ -123,7 +136,7 @@ impl Predictor {
                     results[i] = dets
                         .into_iter()
                         .map(|d| ImageDetection {
-                            image: images[i].0.clone(),
+                            image: names[i].clone(),
                             class_id: d.class_id,
                             class_name: self
                                 .model
@@ -139,6 +152,6 @@ impl Predictor {
                 t.nms += t2.elapsed().as_secs_f64() * 1e3;
             }
         }
-        Ok((results, t))
+        (results, t)
     }
 }

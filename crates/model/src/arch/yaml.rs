@@ -11,8 +11,7 @@ use crate::error::ArchError;
 
 /// Python's `round()` (ties to even).
 pub fn round_half_even(x: f64) -> i64 {
-    let r = x.round();
-    if (x - x.trunc()).abs() == 0.5 && (r as i64) % 2 != 0 { (r - x.signum()) as i64 } else { r as i64 }
+    x.round_ties_even() as i64
 }
 
 /// `ceil(x / divisor) · divisor`.
@@ -273,7 +272,7 @@ fn parse_anchors(v: Option<&Value>, yerr: &dyn Fn(String) -> ArchError) -> Resul
             .map(|x| as_f64(x).map(|f| f as f32).filter(|f| *f > 0.0))
             .collect::<Option<_>>()
             .ok_or_else(|| yerr("anchors must be positive numbers".into()))?;
-        if vals.is_empty() || vals.len() % 2 != 0 {
+        if vals.is_empty() || !vals.len().is_multiple_of(2) {
             return Err(yerr("each anchor level needs an even number of values".into()));
         }
         out.push(vals.chunks(2).map(|c| [c[0], c[1]]).collect::<Vec<_>>());

@@ -34,6 +34,8 @@ pub struct C3Config {
 }
 
 /// One bottleneck inside a C3.
+// Blocks are built once per model: the size difference between variants costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Module, Debug)]
 pub enum C3Inner {
     /// A plain [`Bottleneck`] (C3).

@@ -56,7 +56,10 @@ pub struct Conv {
 impl ConvConfig {
     /// Builds the block with PyTorch's default initialisation (Kaiming-uniform, bound `1/sqrt(fan_in)`).
     pub fn init(&self, device: &Device) -> Conv {
-        assert!(self.g > 0 && self.c1 % self.g == 0 && self.c2 % self.g == 0, "channels must divide groups");
+        assert!(
+            self.g > 0 && self.c1.is_multiple_of(self.g) && self.c2.is_multiple_of(self.g),
+            "channels must divide groups"
+        );
         let p = self.p.unwrap_or(self.k / 2);
         let conv = Conv2dConfig::new([self.c1, self.c2], [self.k, self.k])
             .with_stride([self.s, self.s])

@@ -28,7 +28,7 @@ pub fn run(a: InfoArgs) -> Result<()> {
     let loaded = a.model.load(&device)?;
     let model = if a.fused { loaded.model.fuse() } else { loaded.model };
     let s = model.max_stride();
-    if a.imgsz == 0 || a.imgsz % s != 0 {
+    if a.imgsz == 0 || !a.imgsz.is_multiple_of(s) {
         bail!("--imgsz {} must be a positive multiple of the model's stride {s}", a.imgsz);
     }
     let info = ModelInfo::of(&model, a.imgsz);
@@ -46,13 +46,23 @@ pub fn run(a: InfoArgs) -> Result<()> {
                 yolo_compress::model::BlockSpec::C3 { inner, .. } => inner.len(),
                 _ => 1,
             };
-            println!("{i:>4} {from:>14} {n:>3} {:>11}  {:<16} {}", per_layer.get(i).copied().unwrap_or(0), l.module, describe(&l.block));
+            println!(
+                "{i:>4} {from:>14} {n:>3} {:>11}  {:<16} {}",
+                per_layer.get(i).copied().unwrap_or(0),
+                l.module,
+                describe(&l.block)
+            );
         }
     }
     let name = arch.map_or("model", |a| a.name.as_str());
     println!(
         "{name} summary: {} layers, {} parameters, {:.1} GFLOPs ({:.2} GMACs) at {}x{}",
-        info.layers, info.params, info.gflops, info.macs / 1e9, a.imgsz, a.imgsz
+        info.layers,
+        info.params,
+        info.gflops,
+        info.macs / 1e9,
+        a.imgsz,
+        a.imgsz
     );
     println!("source: {}", loaded.origin);
     Ok(())
@@ -61,7 +71,9 @@ pub fn run(a: InfoArgs) -> Result<()> {
 fn describe(b: &yolo_compress::model::BlockSpec) -> String {
     use yolo_compress::model::BlockSpec::*;
     match b {
-        Conv { c1, c2, k, s, g, .. } => format!("[{c1}, {c2}, {k}, {s}{}]", if *g > 1 { format!(", g={g}") } else { String::new() }),
+        Conv { c1, c2, k, s, g, .. } => {
+            format!("[{c1}, {c2}, {k}, {s}{}]", if *g > 1 { format!(", g={g}") } else { String::new() })
+        }
         Focus { c1, c2, k, s } => format!("[{c1}, {c2}, {k}, {s}]"),
         Bottleneck { c1, c2, shortcut, .. } => format!("[{c1}, {c2}, {shortcut}]"),
         C3 { c1, c2, inner, shortcut, .. } => format!("[{c1}, {c2}, {}, {shortcut}]", inner.len()),

@@ -1,0 +1,131 @@
+//! `ycomp detect`: detections on an image or a folder, as JSON records in original-image pixels and
+//! optionally as annotated images.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result, bail};
+use clap::Args;
+use yolo_compress::backend::device_from_name;
+use yolo_compress::data::{Annotation, draw_detections, is_image_file, list_images, load_rgb};
+use yolo_compress::model::postprocess::NmsConfig;
+use yolo_compress::predict::{ImageDetection, PredictConfig, Predictor};
+
+use crate::{Common, ModelArgs};
+
+/// Arguments of `ycomp detect` (defaults of ultralytics detect.py).
+#[derive(Args)]
+pub struct DetectArgs {
+    #[command(flatten)]
+    model: ModelArgs,
+    /// An image file or a folder of images.
+    #[arg(long)]
+    source: PathBuf,
+    /// Inference size (long side), rounded up to a multiple of the model stride.
+    #[arg(long, default_value_t = 640)]
+    imgsz: usize,
+    /// Confidence threshold (obj × cls).
+    #[arg(long, default_value_t = 0.25)]
+    conf: f32,
+    /// NMS IoU threshold.
+    #[arg(long, default_value_t = 0.45)]
+    iou: f32,
+    /// Maximum detections per image.
+    #[arg(long, default_value_t = 1000)]
+    max_det: usize,
+    /// Keep only these class ids (comma-separated).
+    #[arg(long, value_delimiter = ',')]
+    classes: Option<Vec<usize>>,
+    /// Class-agnostic NMS.
+    #[arg(long)]
+    agnostic_nms: bool,
+    /// Images per forward pass (images with the same letterboxed shape are batched together).
+    #[arg(long, default_value_t = 1)]
+    batch: usize,
+    /// Write the detections as a JSON array to this file.
+    #[arg(long)]
+    save_json: Option<PathBuf>,
+    /// Write annotated images to this folder.
+    #[arg(long)]
+    save_dir: Option<PathBuf>,
+    #[command(flatten)]
+    common: Common,
+}
+
+/// Runs detection.
+pub fn run(a: DetectArgs) -> Result<()> {
+    let device = device_from_name(&a.common.device)?;
+    let files = if a.source.is_dir() {
+        list_images(&a.source)?
+    } else if a.source.is_file() && is_image_file(&a.source) {
+        vec![a.source.clone()]
+    } else {
+        bail!("--source {}: not an image file or a folder", a.source.display());
+    };
+    if files.is_empty() {
+        bail!("--source {}: no images (jpg, png, bmp, webp) found", a.source.display());
+    }
+    let loaded = a.model.load(&device)?;
+    let nms = NmsConfig::default()
+        .with_conf_thres(a.conf)
+        .with_iou_thres(a.iou)
+        .with_max_det(a.max_det)
+        .with_classes(a.classes.clone())
+        .with_agnostic(a.agnostic_nms);
+    nms.validate()?;
+    let predictor =
+        Predictor::new(loaded.model, &device, PredictConfig { imgsz: a.imgsz, nms, auto: true, batch: a.batch });
+    let mut images = Vec::new();
+    for f in &files {
+        match load_rgb(f) {
+            Ok(img) => images
+                .push((f.file_name().map_or_else(|| f.display().to_string(), |n| n.to_string_lossy().into()), img)),
+            Err(e) => eprintln!("warning: skipping {}: {e}", f.display()),
+        }
+    }
+    let (per_image, t) = predictor.predict(&images)?;
+    let all: Vec<&ImageDetection> = per_image.iter().flatten().collect();
+    if let Some(dir) = &a.save_dir {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        for ((name, img), dets) in images.iter().zip(&per_image) {
+            let mut canvas = img.clone();
+            let ann: Vec<Annotation> = dets
+                .iter()
+                .map(|d| Annotation { xyxy: d.bbox_xyxy, label: &d.class_name, score: d.score, class_id: d.class_id })
+                .collect();
+            draw_detections(&mut canvas, &ann);
+            let out = dir.join(name);
+            canvas.save(&out).with_context(|| format!("writing {}", out.display()))?;
+        }
+    }
+    let json = serde_json::to_string_pretty(&all)?;
+    if let Some(p) = &a.save_json {
+        yolo_compress::model::weights::atomic_write(p, json.as_bytes())
+            .with_context(|| format!("writing {}", p.display()))?;
+    }
+    if a.common.json {
+        println!("{json}");
+    } else {
+        for ((name, _), dets) in images.iter().zip(&per_image) {
+            let mut counts: std::collections::BTreeMap<&str, usize> = Default::default();
+            for d in dets {
+                *counts.entry(d.class_name.as_str()).or_default() += 1;
+            }
+            let summary: Vec<String> = counts.iter().map(|(k, v)| format!("{v} {k}")).collect();
+            println!("{name}: {}", if summary.is_empty() { "(no detections)".to_string() } else { summary.join(", ") });
+        }
+    }
+    if !a.common.quiet {
+        let n = images.len().max(1) as f64;
+        eprintln!(
+            "{} images, {} detections; speed per image: {:.1} ms pre-process, {:.1} ms inference, {:.1} ms NMS at imgsz {} on {}",
+            images.len(),
+            all.len(),
+            t.pre / n,
+            t.inference / n,
+            t.nms / n,
+            predictor.config().imgsz,
+            a.common.device
+        );
+    }
+    Ok(())
+}
