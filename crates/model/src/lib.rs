@@ -6,6 +6,7 @@
 //!   upsampling and concatenation, each with its config, `init`, `forward`, BN folding and tests;
 //! - [`head`]: the Detect head and its decode;
 //! - [`model`]: the [`Backbone`] trait, the neck graph and the [`Detector`] / [`YoloModel`];
+//! - [`neck`]: the YOLOv5 PAN neck as layer specs, for plugging custom backbones;
 //! - [`arch`]: ultralytics YAML → resolved [`Architecture`] (built-in `yolov5{n,s,m,l,x}.yaml`,
 //!   `yolov5s-ghost.yaml`);
 //! - [`weights`]: PyTorch state dicts and native safetensors checkpoints;
@@ -34,6 +35,7 @@ pub mod head;
 pub mod info;
 pub mod layer;
 pub mod model;
+pub mod neck;
 pub mod postprocess;
 pub mod state;
 pub mod weights;
