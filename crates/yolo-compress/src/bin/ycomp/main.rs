@@ -1,5 +1,6 @@
 //! `ycomp`: the yolo-compress command line. See `ycomp --help` and docs/cli.md.
 
+mod bench;
 mod detect;
 mod export;
 mod info;
@@ -26,6 +27,8 @@ enum Command {
     Export(export::ExportArgs),
     /// List the built-in model configs.
     Models(models::ModelsArgs),
+    /// Measure forward latency.
+    Bench(bench::BenchArgs),
 }
 
 /// Options shared by every subcommand.
@@ -77,6 +80,7 @@ fn main() {
         Command::Detect(a) => detect::run(a),
         Command::Export(a) => export::run(a),
         Command::Models(a) => models::run(a),
+        Command::Bench(a) => bench::run(a),
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");
