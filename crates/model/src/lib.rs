@@ -3,12 +3,13 @@
 //! YOLOv5 detectors written in [Burn](https://burn.dev) that reproduce ultralytics' PyTorch numbers:
 //!
 //! - [`blocks`]: Conv, DWConv, Bottleneck, C3, C3Ghost, SPP, SPPF, Focus, GhostConv, GhostBottleneck,
+//!   GhostNet's GhostModule, Squeeze-Excite and bottleneck,
 //!   upsampling and concatenation, each with its config, `init`, `forward`, BN folding and tests;
 //! - [`head`]: the Detect head and its decode;
 //! - [`model`]: the [`Backbone`] trait, the neck graph and the [`Detector`] / [`YoloModel`];
 //! - [`neck`]: the YOLOv5 PAN neck as layer specs, for plugging custom backbones;
 //! - [`arch`]: ultralytics YAML → resolved [`Architecture`] (built-in `yolov5{n,s,m,l,x}.yaml`,
-//!   `yolov5s-ghost.yaml`);
+//!   `yolov5s-ghost.yaml`, and `yolov5-ghostnet.yaml`, a GhostNet-1.0× backbone under a YOLOv5l head);
 //! - [`weights`]: PyTorch state dicts and native safetensors checkpoints;
 //! - [`postprocess`]: non-maximum suppression;
 //! - [`info`]: parameter / FLOP summaries.

@@ -40,7 +40,15 @@ fn info_json_reports_ultralytics_counts() {
 fn models_lists_builtin_configs() {
     let v = ok_json(&["models", "--json"]);
     let names: Vec<&str> = v.as_array().unwrap().iter().map(|x| x.as_str().unwrap()).collect();
-    for n in ["yolov5n.yaml", "yolov5s.yaml", "yolov5m.yaml", "yolov5l.yaml", "yolov5x.yaml", "yolov5s-ghost.yaml"] {
+    for n in [
+        "yolov5n.yaml",
+        "yolov5s.yaml",
+        "yolov5m.yaml",
+        "yolov5l.yaml",
+        "yolov5x.yaml",
+        "yolov5s-ghost.yaml",
+        "yolov5-ghostnet.yaml",
+    ] {
         assert!(names.contains(&n), "{n} missing from {names:?}");
     }
 }

@@ -1,13 +1,14 @@
 //! Model configs embedded in the crate, so `--model yolov5s.yaml` needs no file on disk.
 
 /// `(file name, YAML text)` of every built-in config.
-pub const BUILTIN_CONFIGS: [(&str, &str); 6] = [
+pub const BUILTIN_CONFIGS: [(&str, &str); 7] = [
     ("yolov5n.yaml", include_str!("configs/yolov5n.yaml")),
     ("yolov5s.yaml", include_str!("configs/yolov5s.yaml")),
     ("yolov5m.yaml", include_str!("configs/yolov5m.yaml")),
     ("yolov5l.yaml", include_str!("configs/yolov5l.yaml")),
     ("yolov5x.yaml", include_str!("configs/yolov5x.yaml")),
     ("yolov5s-ghost.yaml", include_str!("configs/yolov5s-ghost.yaml")),
+    ("yolov5-ghostnet.yaml", include_str!("configs/yolov5-ghostnet.yaml")),
 ];
 
 /// The YAML text of a built-in config, by file name (`yolov5s.yaml`) or stem (`yolov5s`).

@@ -157,6 +157,22 @@ pub enum BlockSpec {
         /// Stride.
         s: usize,
     },
+    /// GhostNet bottleneck (GhostNet backbone rows; see
+    /// [`GhostNetBottleneck`](crate::blocks::GhostNetBottleneck)).
+    GhostNetBottleneck {
+        /// Input channels.
+        c1: usize,
+        /// Output channels.
+        c2: usize,
+        /// Expansion width (output of the first ghost module).
+        hidden: usize,
+        /// Depth-wise kernel.
+        k: usize,
+        /// Squeeze-excite width (`0` = no squeeze-excite).
+        se: usize,
+        /// Stride.
+        s: usize,
+    },
     /// Nearest upsampling.
     Upsample {
         /// Integer scale factor.

@@ -208,6 +208,39 @@ pub fn parse_model_yaml(text: &str, origin: &str) -> Result<Architecture, ArchEr
                 let (k, s, g, act) = (arg_usize(1, 1)?, arg_usize(2, 1)?, arg_usize(3, 1)?, arg_bool(4, true)?);
                 (BlockSpec::GhostConv { c1, c2, k, s, g, act }, c2, s_in(0) * s)
             }
+            // GhostNet's bottleneck, args [c2, expansion, k, SE ratio, s]. The Yolov5-Processing project
+            // names it `GhostBottleneck`; its five arguments tell it apart from YOLOv5's [c2, k, s].
+            "GhostNetBottleneck" | "GhostBottleneck" if module == "GhostNetBottleneck" || args.len() >= 4 => {
+                single(&ctx)?;
+                let (c1, c2) = (c_in(0), c2_scaled(&ctx)?);
+                // The expansion width is not scaled by width_multiple (the reference's convention).
+                let hidden = args
+                    .get(1)
+                    .and_then(Value::as_u64)
+                    .filter(|&e| e > 0 && e % 2 == 0)
+                    .ok_or_else(|| ctx.err("argument 1 (expansion size) must be a positive even int"))?
+                    as usize;
+                let k = arg_usize(2, 3)?;
+                let ratio = match args.get(3) {
+                    None => 0.0,
+                    Some(v) => as_f64(v)
+                        .filter(|r| (0.0..=1.0).contains(r))
+                        .ok_or_else(|| ctx.err(format!("argument 3 (SE ratio) must be in [0, 1], got {v:?}")))?,
+                };
+                let s = arg_usize(4, 1)?;
+                if s != 1 && s != 2 {
+                    return Err(ctx.err("GhostNetBottleneck stride must be 1 or 2"));
+                }
+                if k % 2 == 0 {
+                    return Err(ctx.err("GhostNetBottleneck kernel must be odd"));
+                }
+                // Python's int(exp · ratio), as the reference's SqueezeExcite.
+                let se = (hidden as f64 * ratio) as usize;
+                if ratio > 0.0 && se == 0 {
+                    return Err(ctx.err(format!("SE ratio {ratio} leaves no channels of {hidden}")));
+                }
+                (BlockSpec::GhostNetBottleneck { c1, c2, hidden, k, se, s }, c2, s_in(0) * s)
+            }
             "GhostBottleneck" => {
                 single(&ctx)?;
                 let (c1, c2) = (c_in(0), c2_scaled(&ctx)?);
@@ -313,6 +346,72 @@ mod tests {
         assert_eq!(strides, &[8.0, 16.0, 32.0]);
         assert_eq!(ch, &[128, 256, 512]);
         assert_eq!(a.layers[12].out_channels, 512); // concat of 256 + 256
+    }
+
+    #[test]
+    fn yolov5_ghostnet_widths_strides_and_se() {
+        let a = parse_model_yaml(builtin_yaml("yolov5-ghostnet").unwrap(), "yolov5-ghostnet").unwrap();
+        assert_eq!((a.layers.len(), a.backbone_len), (34, 19));
+        let ch: Vec<usize> = a.layers.iter().map(|l| l.out_channels).collect();
+        assert_eq!(&ch[..19], &[16, 16, 24, 24, 40, 40, 80, 80, 80, 80, 112, 112, 160, 160, 160, 160, 160, 960, 1024]);
+        let st: Vec<usize> = a.layers[..19].iter().map(|l| l.stride).collect();
+        assert_eq!(st, [2, 2, 4, 4, 8, 8, 16, 16, 16, 16, 16, 16, 32, 32, 32, 32, 32, 32, 32]);
+        let blocks: Vec<(usize, usize, usize)> = a.layers[1..17]
+            .iter()
+            .map(|l| match l.block {
+                BlockSpec::GhostNetBottleneck { hidden, k, se, .. } => (hidden, k, se),
+                ref b => panic!("{b:?}"),
+            })
+            .collect();
+        let hidden: Vec<usize> = blocks.iter().map(|b| b.0).collect();
+        assert_eq!(hidden, [16, 48, 72, 72, 120, 240, 200, 184, 184, 480, 672, 672, 960, 960, 960, 960]);
+        let se: Vec<usize> = blocks.iter().map(|b| b.2).collect();
+        assert_eq!(se, [0, 0, 0, 18, 30, 0, 0, 0, 0, 120, 168, 168, 0, 240, 0, 240]);
+        assert_eq!(blocks[3].1, 5);
+        let BlockSpec::Sppf { c1, hidden, .. } = a.layers[18].block else { panic!() };
+        assert_eq!((c1, hidden), (960, 480));
+        assert_eq!((a.layers[21].from.clone(), a.layers[25].from.clone()), (vec![-1, 11], vec![-1, 5]));
+        let BlockSpec::Detect { strides, ch, .. } = &a.layers[33].block else { panic!() };
+        assert_eq!((strides.as_slice(), ch.as_slice()), (&[8.0, 16.0, 32.0][..], &[256, 512, 1024][..]));
+        assert_eq!(a.layers[25].out_channels, 256 + 40);
+        assert_eq!(a.layers[21].out_channels, 512 + 112);
+    }
+
+    /// The reference project's spelling (`GhostBottleneck` with five arguments) parses to the same
+    /// blocks, and YOLOv5's three-argument `GhostBottleneck` keeps its meaning; expansion widths do not
+    /// follow width_multiple.
+    #[test]
+    fn ghostnet_rows_in_reference_spelling_and_scaled() {
+        let ours = parse_model_yaml(builtin_yaml("yolov5-ghostnet").unwrap(), "g").unwrap();
+        let text = builtin_yaml("yolov5-ghostnet").unwrap().replace("GhostNetBottleneck", "GhostBottleneck");
+        let theirs = parse_model_yaml(&text, "g").unwrap();
+        let blocks = |a: &Architecture| a.layers.iter().map(|l| l.block.clone()).collect::<Vec<_>>();
+        assert_eq!(blocks(&ours), blocks(&theirs));
+        let yolo = "nc: 1\nanchors: [[10,13]]\nbackbone: [[-1, 1, Conv, [16, 3, 2]], [-1, 1, GhostBottleneck, [32, 3, 2]]]\nhead: [[[1], 1, Detect, [nc, anchors]]]";
+        let a = parse_model_yaml(yolo, "y").unwrap();
+        assert!(matches!(a.layers[1].block, BlockSpec::GhostBottleneck { c2: 32, k: 3, s: 2, .. }));
+        let half = builtin_yaml("yolov5-ghostnet").unwrap().replace("width_multiple: 1.0", "width_multiple: 0.5");
+        let a = parse_model_yaml(&half, "h").unwrap();
+        assert!(matches!(
+            a.layers[5].block,
+            BlockSpec::GhostNetBottleneck { c1: 24, c2: 24, hidden: 120, k: 5, se: 30, s: 1 }
+        ));
+    }
+
+    #[test]
+    fn bad_ghostnet_rows_are_named() {
+        let row = |args: &str| {
+            let text = format!(
+                "nc: 1\nanchors: [[10,13]]\nbackbone: [[-1, 1, Conv, [16, 3, 2]], [-1, 1, GhostNetBottleneck, {args}]]\nhead: [[[1], 1, Detect, [nc, anchors]]]"
+            );
+            parse_model_yaml(&text, "r").map(|_| ()).map_err(|e| e.to_string())
+        };
+        assert!(row("[24, 48, 3, 0, 2]").is_ok());
+        assert!(row("[24, 47, 3, 0, 2]").unwrap_err().contains("expansion"));
+        assert!(row("[24, 48, 3, 0, 3]").unwrap_err().contains("stride"));
+        assert!(row("[24, 48, 4, 0, 1]").unwrap_err().contains("odd"));
+        assert!(row("[24, 48, 3, 1.5, 1]").unwrap_err().contains("SE ratio"));
+        assert!(row("[24, 2, 3, 0.25, 1]").unwrap_err().contains("no channels"));
     }
 
     #[test]

@@ -1,4 +1,4 @@
-//! `C3Ghost`: a [`C3`] whose bottlenecks are [`GhostBottleneck`]s (ultralytics hub `yolov5s-ghost`).
+//! `C3Ghost`: a [`C3`] whose bottlenecks are [`GhostBottleneck`](super::GhostBottleneck)s (ultralytics hub `yolov5s-ghost`).
 //! The `shortcut` argument of the YAML row is accepted but, as in YOLOv5 7.0, ghost bottlenecks always
 //! add their shortcut.
 

@@ -1,5 +1,5 @@
 //! Nearest-neighbour upsampling by an integer factor (`nn.Upsample(None, s, 'nearest')`) and the
-//! channel [`concat`] used by the neck.
+//! channel [`concat()`] used by the neck.
 
 use burn::prelude::*;
 

@@ -81,6 +81,7 @@ fn describe(b: &yolo_compress::model::BlockSpec) -> String {
         Sppf { c1, c2, k, .. } => format!("[{c1}, {c2}, {k}]"),
         GhostConv { c1, c2, k, s, .. } => format!("[{c1}, {c2}, {k}, {s}]"),
         GhostBottleneck { c1, c2, k, s, .. } => format!("[{c1}, {c2}, {k}, {s}]"),
+        GhostNetBottleneck { c1, c2, hidden, k, se, s } => format!("[{c1}, {c2}, exp={hidden}, {k}, se={se}, {s}]"),
         Upsample { scale } => format!("[None, {scale}, 'nearest']"),
         Concat => "[1]".into(),
         Detect { nc, ch, .. } => format!("[{nc}, anchors, {ch:?}]"),

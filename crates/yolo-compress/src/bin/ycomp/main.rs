@@ -34,7 +34,7 @@ enum Command {
 /// Options shared by every subcommand.
 #[derive(Args, Clone, Debug)]
 pub struct Common {
-    /// Compute device: cpu (pure-Rust flex backend), vulkan, wgpu, ndarray or cuda[:N].
+    /// Compute device: cpu (pure-Rust flex backend), vulkan, wgpu, ndarray or cuda (cuda:N picks a GPU).
     #[arg(long, default_value = "cpu", global = true)]
     pub device: String,
     /// Random seed.
