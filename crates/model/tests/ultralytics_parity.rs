@@ -139,6 +139,15 @@ fn fused_state_dict_round_trip_through_native_checkpoint() {
     check_io(&back, "yolov5n_io.safetensors", 1e-4);
 }
 
+/// ultralytics' fused state dict (conv with bias, no BN) saved in fp16 loads into a fused model and
+/// reproduces PyTorch's outputs of the same fp16-rounded weights.
+#[test]
+fn fused_fp16_state_dict_matches_pytorch() {
+    let model = load("yolov5n.yaml", "yolov5n_random_fused_fp16.pt");
+    assert!(model.is_fused());
+    check_io(&model, "yolov5n_fused_fp16_io.safetensors", 1e-4);
+}
+
 #[test]
 fn info_matches_ultralytics_model_info() {
     let json: serde_json::Value =
@@ -230,4 +239,25 @@ fn pickle_naming_a_callable_is_refused() {
     std::fs::write(&p, &b).unwrap();
     assert!(matches!(read_pytorch_state_dict(&p).unwrap_err(), WeightsError::UnsafePickle { .. }));
     assert!(!marker.exists(), "the payload must never run");
+}
+
+/// A full training checkpoint (`{'model': …, 'epoch': …}`) is refused with the conversion command.
+#[test]
+fn full_checkpoint_is_refused_with_conversion_hint() {
+    let dir = tempfile::tempdir().unwrap();
+    // {'epoch': 5, 'model': None} in pickle protocol 2
+    let mut b = vec![0x80, 2, b'}'];
+    for (k, v) in [("epoch", &[b'K', 5][..]), ("model", &[b'N'][..])] {
+        b.push(b'X');
+        b.extend((k.len() as u32).to_le_bytes());
+        b.extend(k.as_bytes());
+        b.extend(v);
+        b.push(b's');
+    }
+    b.push(b'.');
+    let p = dir.path().join("yolov5s.pt");
+    std::fs::write(&p, &b).unwrap();
+    let err = read_pytorch_state_dict(&p).unwrap_err();
+    assert!(matches!(err, WeightsError::NotStateDict { .. }), "{err}");
+    assert!(err.to_string().contains("state_dict()"), "{err}");
 }
