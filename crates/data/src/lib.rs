@@ -23,11 +23,17 @@
 //! ```
 
 pub mod annotate;
+pub mod augment;
 pub mod chw;
+pub mod convert;
+pub mod dataset;
 pub mod error;
 pub mod image_io;
 pub mod letterbox;
+pub mod loader;
 pub mod resize;
+pub mod sample;
+pub mod synth;
 
 pub use annotate::{AnnotateStyle, Annotation, class_color, draw_detections, draw_detections_with, draw_text};
 pub use chw::image_to_chw;
@@ -35,3 +41,4 @@ pub use error::DataError;
 pub use image_io::{IMAGE_EXTENSIONS, is_image_file, list_images, load_rgb};
 pub use letterbox::{LetterboxConfig, LetterboxInfo, letterbox};
 pub use resize::resize_bilinear;
+pub use sample::{LabeledBox, Sample, SampleSource, VecSource};

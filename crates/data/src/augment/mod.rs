@@ -1,0 +1,1 @@
+//! Box-aware, seeded augmentation with ultralytics hyperparameter names and defaults.

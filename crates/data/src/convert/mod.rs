@@ -1,0 +1,1 @@
+//! Importers from other annotation formats (COCO JSON, Pascal VOC XML) to YOLO.

@@ -1,0 +1,1 @@
+//! Datasets on disk: ultralytics data YAML, YOLO labels, verification and its cache.

@@ -1,0 +1,1 @@
+//! The batch loader: parallel decode + augmentation, bounded prefetch, deterministic by seed.

@@ -1,0 +1,1 @@
+//! Synthetic shape datasets: a deterministic, download-free YOLO dataset generator.
