@@ -63,6 +63,7 @@ mod compiled {
     macro_rules! backend {
         ($name:ident, $feature:literal, $make:expr) => {
             #[cfg(feature = $feature)]
+            #[allow(deprecated)] // ndarray is deprecated upstream but still offered
             pub fn $name() -> Result<Device, &'static str> {
                 Ok($make)
             }
