@@ -15,4 +15,5 @@ YCOMP=${CARGO_TARGET_DIR:-target}/release/ycomp
 for m in yolov5n yolov5s; do
   echo "{\"loadavg\": \"$(cut -d' ' -f1-3 /proc/loadavg)\", \"ycomp\": $("$YCOMP" bench --model "$m.yaml" --imgsz 640 --runs "$RUNS" --warmup 3 --json)}"
 done
-"$PY" benches/peers/latency.py --models yolov5n,yolov5s --runs "$RUNS" --threads 2 2>/dev/null
+"$PY" benches/peers/latency.py --models yolov5n,yolov5s --runs "$RUNS" --threads 2 2>/dev/null |
+  "$PY" -c 'import json, sys; print(json.dumps(json.load(sys.stdin)))'
