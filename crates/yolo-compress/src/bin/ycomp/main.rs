@@ -1,10 +1,12 @@
 //! `ycomp`: the yolo-compress command line. See `ycomp --help` and docs/cli.md.
 
 mod bench;
+mod data;
 mod detect;
 mod export;
 mod info;
 mod models;
+mod synth;
 
 use anyhow::Result;
 use clap::{Args, Parser, Subcommand};
@@ -29,6 +31,10 @@ enum Command {
     Models(models::ModelsArgs),
     /// Measure forward latency.
     Bench(bench::BenchArgs),
+    /// Check a YOLO dataset, or convert COCO / VOC annotations to one.
+    Data(data::DataArgs),
+    /// Write a synthetic YOLO dataset of shapes.
+    Synth(synth::SynthArgs),
 }
 
 /// Options shared by every subcommand.
@@ -81,6 +87,8 @@ fn main() {
         Command::Export(a) => export::run(a),
         Command::Models(a) => models::run(a),
         Command::Bench(a) => bench::run(a),
+        Command::Data(a) => data::run(a),
+        Command::Synth(a) => synth::run(a),
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");
