@@ -89,9 +89,13 @@ pub(crate) fn collate_host(index: usize, items: Vec<Result<Item, LoaderError>>) 
     let mut samples = Vec::with_capacity(items.len());
     let mut warnings = Vec::new();
     for (i, (item, out)) in items.into_iter().zip(pixels.chunks_exact_mut(per_image.max(1))).enumerate() {
-        // Invariant: every image of a batch is letterboxed (or mosaicked) to the batch shape, a
-        // multiple of the stride that `LoaderConfig::validate` guarantees.
-        debug_assert_eq!((item.image.height() as usize, item.image.width() as usize), (h, w));
+        // Every image of a batch is letterboxed (or mosaicked) to the batch shape, a multiple of the
+        // stride that `LoaderConfig::validate` guarantees; checked rather than assumed, since a
+        // panic here would stall the epoch.
+        let got = (item.image.height() as usize, item.image.width() as usize);
+        if got != (h, w) {
+            return Err(LoaderError::BatchShape { batch: index, image: i, got, want: (h, w) });
+        }
         write_chw(&item.image, out);
         target_rows.extend(item.labels.iter().map(|l| [i as f32, l[0], l[1], l[2], l[3], l[4]]));
         samples.push(item.meta);

@@ -140,6 +140,18 @@ pub enum LoaderError {
         /// The panic message.
         message: String,
     },
+    /// The images of one batch came out with different shapes (a bug: please report it).
+    #[error("batch {batch}: image {image} is {got:?} but the batch is {want:?} (height, width)")]
+    BatchShape {
+        /// Batch number in the epoch.
+        batch: usize,
+        /// Image index in the batch.
+        image: usize,
+        /// Its `(height, width)`.
+        got: (usize, usize),
+        /// The first image's `(height, width)`.
+        want: (usize, usize),
+    },
     /// The worker threads ended before delivering every sample.
     #[error("loader workers stopped unexpectedly")]
     WorkersGone,
