@@ -5,8 +5,18 @@ use image::RgbImage;
 /// Converts an RGB image to a planar `[3, H, W]` `f32` buffer (row-major, channels R, G, B) with
 /// values in `0..=1` (each byte divided by 255), the network input of one image.
 pub fn image_to_chw(img: &RgbImage) -> Vec<f32> {
+    let mut out = vec![0.0f32; 3 * img.width() as usize * img.height() as usize];
+    image_to_chw_into(img, &mut out);
+    out
+}
+
+/// [`image_to_chw`] into an existing slice of exactly `3 · H · W` values (e.g. one image of a batch
+/// buffer).
+///
+/// # Panics
+/// If `out` is shorter than `3 · H · W`.
+pub fn image_to_chw_into(img: &RgbImage, out: &mut [f32]) {
     let plane = img.width() as usize * img.height() as usize;
-    let mut out = vec![0.0f32; 3 * plane];
     let (r, rest) = out.split_at_mut(plane);
     let (g, b) = rest.split_at_mut(plane);
     for (i, px) in img.pixels().enumerate() {
@@ -14,7 +24,6 @@ pub fn image_to_chw(img: &RgbImage) -> Vec<f32> {
         g[i] = f32::from(px[1]) / 255.0;
         b[i] = f32::from(px[2]) / 255.0;
     }
-    out
 }
 
 #[cfg(test)]

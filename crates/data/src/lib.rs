@@ -36,7 +36,7 @@ pub mod sample;
 pub mod synth;
 
 pub use annotate::{AnnotateStyle, Annotation, class_color, draw_detections, draw_detections_with, draw_text};
-pub use chw::image_to_chw;
+pub use chw::{image_to_chw, image_to_chw_into};
 pub use error::DataError;
 pub use image_io::{IMAGE_EXTENSIONS, is_image_file, list_images, load_rgb};
 pub use letterbox::{LetterboxConfig, LetterboxInfo, letterbox};

@@ -65,19 +65,6 @@ pub(crate) struct HostBatch {
     warnings: Vec<String>,
 }
 
-/// Writes `img` as planar RGB `f32` in `0..=1` into `out` (`3 * H * W` values), like
-/// [`image_to_chw`](crate::image_to_chw) but into a slice of the batch buffer.
-fn write_chw(img: &RgbImage, out: &mut [f32]) {
-    let plane = img.width() as usize * img.height() as usize;
-    let (r, rest) = out.split_at_mut(plane);
-    let (g, b) = rest.split_at_mut(plane);
-    for (i, px) in img.pixels().enumerate() {
-        r[i] = f32::from(px[0]) / 255.0;
-        g[i] = f32::from(px[1]) / 255.0;
-        b[i] = f32::from(px[2]) / 255.0;
-    }
-}
-
 /// Collates the samples of batch `index` (in order) on the host: one `[B, 3, H, W]` buffer and the
 /// target rows. The first failed sample's error is the batch's error.
 pub(crate) fn collate_host(index: usize, items: Vec<Result<Item, LoaderError>>) -> Result<HostBatch, LoaderError> {
@@ -96,7 +83,7 @@ pub(crate) fn collate_host(index: usize, items: Vec<Result<Item, LoaderError>>) 
         if got != (h, w) {
             return Err(LoaderError::BatchShape { batch: index, image: i, got, want: (h, w) });
         }
-        write_chw(&item.image, out);
+        crate::chw::image_to_chw_into(&item.image, out);
         target_rows.extend(item.labels.iter().map(|l| [i as f32, l[0], l[1], l[2], l[3], l[4]]));
         samples.push(item.meta);
         warnings.extend(item.warnings);
