@@ -96,7 +96,7 @@ fn config() -> impl Strategy<Value = String> {
 /// repeat count, or a huge `depth_multiple`, is not bounded, and the parser builds that many
 /// bottlenecks. Ignored until the parser bounds it: running it before then exhausts memory.
 #[test]
-#[ignore = "model YAML parser: unbounded C3 repeats allocate without limit (reported to the lead)"]
+
 fn regression_huge_repeats_are_an_error_not_an_allocation() {
     let yolov5s = BUILTIN_CONFIGS[1].1;
     for (from, to) in
@@ -112,7 +112,7 @@ fn regression_huge_repeats_are_an_error_not_an_allocation() {
 /// count) saturates `make_divisible`'s cast and overflows its multiplication (a panic in debug
 /// builds). Ignored until the parser bounds channel counts.
 #[test]
-#[ignore = "model YAML parser: make_divisible overflows on huge widths (reported to the lead)"]
+
 fn regression_huge_width_is_an_error_not_an_overflow() {
     let text = BUILTIN_CONFIGS[1].1.replacen("width_multiple: 0.50", "width_multiple: 1e23", 1);
     assert!(text.contains("1e23"));
@@ -122,7 +122,7 @@ fn regression_huge_width_is_an_error_not_an_overflow() {
 /// Found by `mutated_configs_never_panic` (after 50,706 cases): a row whose `from` is an empty
 /// list (`[[], 1, Concat, [1]]`) indexes its first input and panics.
 #[test]
-#[ignore = "model YAML parser: an empty `from` list indexes out of bounds (reported to the lead)"]
+
 fn regression_empty_from_is_an_error() {
     let text = BUILTIN_CONFIGS[1].1.replacen("[[-1, 14], 1, Concat, [1]]", "[[], 1, Concat, [1]]", 1);
     assert!(text.contains("[[], 1, Concat"));
@@ -133,7 +133,7 @@ fn regression_empty_from_is_an_error() {
 /// huge stride (or kernel, padding) argument overflows the running stride product
 /// (`s_in(0) * s`, a panic in debug builds).
 #[test]
-#[ignore = "model YAML parser: stride arguments are unbounded and their product overflows (reported to the lead)"]
+
 fn regression_huge_stride_is_an_error_not_an_overflow() {
     let text = BUILTIN_CONFIGS[1].1.replacen("[-1, 1, Conv, [128, 3, 2]]", "[-1, 1, Conv, [128, 3, 9999999999999]]", 1);
     assert!(text.contains("9999999999999"));
@@ -147,13 +147,13 @@ proptest! {
     }
 
     #[test]
-    #[ignore = "finds the parser bugs of the regression tests above (one exhausts memory); enable with them"]
+
     fn mutated_configs_never_panic(text in config().prop_flat_map(|t| mutated(t, TOKENS))) {
         let _ = parse_model_yaml(&text, "fuzz.yaml");
     }
 
     #[test]
-    #[ignore = "finds the parser bugs of the regression tests above (one exhausts memory); enable with them"]
+
     fn configs_with_extreme_numbers_never_panic(text in config()) {
         let _ = parse_model_yaml(&text, "fuzz.yaml");
     }

@@ -103,10 +103,17 @@ pub fn parse_model_yaml(text: &str, origin: &str) -> Result<Architecture, ArchEr
                 srcs.push(Some(src as usize));
             }
         }
+        if srcs.is_empty() {
+            return Err(ctx.err("`from` is empty"));
+        }
         let c_in = |k: usize| srcs[k].map_or(input_channels, |s| ch[s]);
         let s_in = |k: usize| srcs[k].map_or(1, |s| strides[s]);
         let n_raw = seq[1].as_i64().filter(|&n| n >= 1).ok_or_else(|| ctx.err("`number` must be ≥ 1"))?;
-        let n = if n_raw > 1 { round_half_even(n_raw as f64 * gd).max(1) as usize } else { 1 };
+        let n_scaled = if n_raw > 1 { round_half_even(n_raw as f64 * gd).max(1) } else { 1 };
+        if n_scaled > 10_000 {
+            return Err(ctx.err(format!("{n_scaled} repeats (number × depth_multiple) is more than 10000")));
+        }
+        let n = n_scaled as usize;
         let args: Vec<Value> = seq[3].as_sequence().cloned().ok_or_else(|| ctx.err("`args` must be a list"))?;
         let arg_usize = |k: usize, default: usize| -> Result<usize, ArchError> {
             match args.get(k) {
@@ -114,8 +121,9 @@ pub fn parse_model_yaml(text: &str, origin: &str) -> Result<Architecture, ArchEr
                 Some(Value::String(s)) if s == "None" => Ok(default),
                 Some(v) => v
                     .as_u64()
+                    .filter(|&x| x <= 1 << 16)
                     .map(|x| x as usize)
-                    .ok_or_else(|| ctx.err(format!("argument {k} must be a non-negative int, got {v:?}"))),
+                    .ok_or_else(|| ctx.err(format!("argument {k} must be an int in 0..=65536, got {v:?}"))),
             }
         };
         let arg_bool = |k: usize, default: bool| -> Result<bool, ArchError> {
@@ -138,6 +146,11 @@ pub fn parse_model_yaml(text: &str, origin: &str) -> Result<Architecture, ArchEr
                     as usize,
                 None => return Err(ctx.err("missing output channels")),
             };
+            if c2 != no && c2 as f64 * gw > 1_048_576.0 {
+                return Err(
+                    ctx.err(format!("{} channels (channels × width_multiple) is more than 2^20", c2 as f64 * gw))
+                );
+            }
             Ok(if c2 != no { make_divisible(c2 as f64 * gw, 8) } else { c2 })
         };
         let repeated = matches!(module.as_str(), "C3" | "C3Ghost");
@@ -283,6 +296,9 @@ pub fn parse_model_yaml(text: &str, origin: &str) -> Result<Architecture, ArchEr
             }
             other => return Err(ctx.err(format!("unsupported module `{other}`"))),
         };
+        if stride > 1 << 16 {
+            return Err(ctx.err(format!("stride {stride} is larger than 65536")));
+        }
         ch.push(c_out);
         strides.push(stride);
         layers.push(LayerSpec { from, module, block, out_channels: c_out, stride });
