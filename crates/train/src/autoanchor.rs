@@ -1,0 +1,1 @@
+//! AutoAnchor (being written).

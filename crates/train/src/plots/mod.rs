@@ -1,0 +1,1 @@
+//! plots (being written).
