@@ -49,17 +49,19 @@ impl Slot<'_> {
         data.convert::<f32>().try_to_vec::<f32>().expect("float tensor converts to f32")
     }
 
-    /// Replaces the values (row-major, same shape as [`Slot::shape`]) on `device`.
+    /// Replaces the values (row-major, same shape as [`Slot::shape`]) on `device`. Parameters keep
+    /// their id and stay trainable (as freshly initialised ones are), so loaded weights can be
+    /// fine-tuned.
     pub fn set(&mut self, values: Vec<f32>, device: &Device) {
         let shape = self.shape();
         match self {
             Slot::Param1(p) => {
                 let t = Tensor::<1>::from_data(TensorData::new(values, shape), device);
-                **p = Param::initialized(p.id, t);
+                **p = trainable(p.id, t);
             }
             Slot::Param4(p) => {
                 let t = Tensor::<4>::from_data(TensorData::new(values, shape), device);
-                **p = Param::initialized(p.id, t);
+                **p = trainable(p.id, t);
             }
             Slot::Running(r) => {
                 let t = Tensor::<1>::from_data(TensorData::new(values, shape), device);
@@ -68,6 +70,14 @@ impl Slot<'_> {
             Slot::Host(v, _) => **v = values,
         }
     }
+}
+
+/// A trainable parameter with the given id (`Param::initialized` alone would record "no gradient"
+/// for a tensor made on a plain device, and the model would not train after `fork` + `train`).
+fn trainable<const D: usize>(id: burn::module::ParamId, t: Tensor<D>) -> Param<Tensor<D>> {
+    let mut p = Param::from_tensor(t);
+    p.id = id;
+    p
 }
 
 /// Receives each named tensor of a walk.

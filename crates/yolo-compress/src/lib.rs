@@ -6,6 +6,8 @@
 //! - [`model`]: YOLOv5 blocks, the pluggable [`Backbone`](model::Backbone) trait, the Detect head,
 //!   ultralytics YAML configs, PyTorch and native weights, NMS;
 //! - [`data`]: image loading, letterbox, drawing;
+//! - [`train`]: the YOLOv5 loss, optimiser recipe, EMA, AutoAnchor, validation (mAP) and the
+//!   training loop with resumable run folders;
 //! - [`compress`]: pruning, quantization and distillation (in progress);
 //! - [`predict`]: end-to-end detection on images; [`loading`]: `--model`/`--weights` resolution;
 //!   [`backend`]: device selection by name.
@@ -38,6 +40,7 @@ pub mod predict;
 pub use yolo_compress_compress as compress;
 pub use yolo_compress_data as data;
 pub use yolo_compress_model as model;
+pub use yolo_compress_train as train;
 
 /// The types most programs use.
 pub mod prelude {

@@ -18,6 +18,13 @@ use crate::state::{Collector, NamedTensors};
 /// Value of the `format` metadata key.
 pub const CHECKPOINT_FORMAT: &str = "yolo-compress/1";
 
+/// Key prefix of extra tensors stored beside the weights (training state: the raw model before EMA,
+/// optimizer buffers, …). They are returned in [`Checkpoint::extra`] and never loaded as weights.
+pub const EXTRA_PREFIX: &str = "extra/";
+
+/// Extra tensors: `key → (shape, row-major values)`, keys without [`EXTRA_PREFIX`].
+pub type ExtraTensors = BTreeMap<String, (Vec<usize>, Vec<f32>)>;
+
 /// What a native checkpoint holds besides the tensors.
 #[derive(Debug, Clone)]
 pub struct Checkpoint {
@@ -27,6 +34,8 @@ pub struct Checkpoint {
     pub fused: bool,
     /// Free-form metadata (producer, epoch, metrics, …).
     pub metadata: BTreeMap<String, String>,
+    /// Extra tensors stored under [`EXTRA_PREFIX`] (empty for plain checkpoints).
+    pub extra: ExtraTensors,
 }
 
 /// Saves `model` (which must come from an [`Architecture`]) with `metadata`, atomically.
@@ -35,12 +44,28 @@ pub fn save_checkpoint(
     path: &Path,
     metadata: &BTreeMap<String, String>,
 ) -> Result<(), WeightsError> {
+    save_checkpoint_with_extra(model, path, metadata, &ExtraTensors::new())
+}
+
+/// Like [`save_checkpoint`], with extra tensors stored under [`EXTRA_PREFIX`] in the same file (one
+/// atomic write, so weights and training state never disagree).
+pub fn save_checkpoint_with_extra(
+    model: &YoloModel,
+    path: &Path,
+    metadata: &BTreeMap<String, String>,
+    extra: &ExtraTensors,
+) -> Result<(), WeightsError> {
     let ck_err = |m: &str| WeightsError::Checkpoint { path: path.to_path_buf(), message: m.to_string() };
     let arch = model.arch.as_ref().ok_or_else(|| ck_err("the model has no architecture record"))?;
     let mut col = Collector::default();
     model.clone().visit_tensors("model", &mut col)?;
-    let bytes: Vec<(String, Vec<usize>, Vec<u8>)> =
-        col.tensors.into_iter().map(|(k, s, v)| (k, s, v.iter().flat_map(|x| x.to_le_bytes()).collect())).collect();
+    let extra_rows = extra.iter().map(|(k, (s, v))| (format!("{EXTRA_PREFIX}{k}"), s.clone(), v.clone()));
+    let bytes: Vec<(String, Vec<usize>, Vec<u8>)> = col
+        .tensors
+        .into_iter()
+        .chain(extra_rows)
+        .map(|(k, s, v)| (k, s, v.iter().flat_map(|x| x.to_le_bytes()).collect()))
+        .collect();
     let views = bytes
         .iter()
         .map(|(k, s, b)| TensorView::new(Dtype::F32, s.clone(), b).map(|v| (k.clone(), v)))
@@ -70,6 +95,7 @@ pub fn read_checkpoint(path: &Path) -> Result<(Checkpoint, StateDict), WeightsEr
     arch.validate()?;
     let st = SafeTensors::deserialize(&data).map_err(|e| ck_err(e.to_string()))?;
     let mut tensors = HashMap::new();
+    let mut extra = ExtraTensors::new();
     for (name, view) in st.tensors() {
         if view.dtype() != Dtype::F32 {
             return Err(WeightsError::Dtype {
@@ -79,11 +105,14 @@ pub fn read_checkpoint(path: &Path) -> Result<(Checkpoint, StateDict), WeightsEr
             });
         }
         let values = view.data().chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
-        tensors.insert(name, (view.shape().to_vec(), values));
+        match name.strip_prefix(EXTRA_PREFIX) {
+            Some(k) => extra.insert(k.to_string(), (view.shape().to_vec(), values)),
+            None => tensors.insert(name, (view.shape().to_vec(), values)),
+        };
     }
     let fused = meta.get("fused").map(String::as_str) == Some("true");
     let metadata = meta.into_iter().filter(|(k, _)| k != "architecture" && k != "format" && k != "fused").collect();
-    Ok((Checkpoint { arch, fused, metadata }, StateDict { path: path.to_path_buf(), tensors }))
+    Ok((Checkpoint { arch, fused, metadata, extra }, StateDict { path: path.to_path_buf(), tensors }))
 }
 
 /// Loads a native checkpoint: builds the stored architecture and fills in its weights.
@@ -92,4 +121,28 @@ pub fn load_checkpoint(path: &Path, device: &Device) -> Result<(YoloModel, Check
     let model = ck.arch.build(device)?;
     let model = apply_state_dict(model, &sd, device)?;
     Ok((model, ck))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn extra_tensors_round_trip_beside_the_weights() {
+        let device = Device::flex();
+        let model = Architecture::from_name_or_path("yolov5n.yaml").unwrap().build(&device).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ck.safetensors");
+        let mut extra = ExtraTensors::new();
+        extra.insert("optim.model.0.conv.weight".into(), (vec![2, 2], vec![1.0, -2.0, 3.5, 0.25]));
+        let meta = BTreeMap::from([("epoch".to_string(), "3".to_string())]);
+        save_checkpoint_with_extra(&model, &path, &meta, &extra).unwrap();
+        let (loaded, ck) = load_checkpoint(&path, &device).unwrap();
+        assert_eq!(ck.extra, extra);
+        assert_eq!(ck.metadata.get("epoch").map(String::as_str), Some("3"));
+        assert_eq!(loaded.num_params(), model.num_params());
+        // A plain checkpoint has no extras.
+        save_checkpoint(&model, &path, &meta).unwrap();
+        assert!(read_checkpoint(&path).unwrap().0.extra.is_empty());
+    }
 }

@@ -15,7 +15,10 @@ use crate::model::{Backbone, Detector};
 use crate::state::{NamedTensors, Slot, TensorVisitor};
 
 pub use atomic::atomic_write;
-pub use checkpoint::{CHECKPOINT_FORMAT, Checkpoint, load_checkpoint, save_checkpoint};
+pub use checkpoint::{
+    CHECKPOINT_FORMAT, Checkpoint, EXTRA_PREFIX, ExtraTensors, load_checkpoint, read_checkpoint, save_checkpoint,
+    save_checkpoint_with_extra,
+};
 pub use pytorch::read_pytorch_state_dict;
 
 /// Tensors by state-dict key, converted to `f32`: `key → (shape, row-major values)`.

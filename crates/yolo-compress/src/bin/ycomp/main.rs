@@ -7,6 +7,8 @@ mod export;
 mod info;
 mod models;
 mod synth;
+mod train;
+mod val;
 
 use anyhow::Result;
 use clap::{Args, Parser, Subcommand};
@@ -35,6 +37,10 @@ enum Command {
     Data(data::DataArgs),
     /// Write a synthetic YOLO dataset of shapes.
     Synth(synth::SynthArgs),
+    /// Train a detector (ultralytics' recipe), or resume a run.
+    Train(train::TrainArgs),
+    /// Validate a detector: P, R, mAP50, mAP50-95 per class.
+    Val(val::ValArgs),
 }
 
 /// Options shared by every subcommand.
@@ -89,6 +95,8 @@ fn main() {
         Command::Bench(a) => bench::run(a),
         Command::Data(a) => data::run(a),
         Command::Synth(a) => synth::run(a),
+        Command::Train(a) => train::run(a),
+        Command::Val(a) => val::run(a),
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");

@@ -1,1 +1,0 @@
-//! AutoAnchor (being written).

@@ -1,0 +1,189 @@
+//! `ycomp train`: train a detector on a YOLO dataset (ultralytics' train.py recipe), or `--resume`
+//! an interrupted run.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result, bail};
+use clap::Args;
+use yolo_compress::backend::device_from_name;
+use yolo_compress::data::augment::Hyp;
+use yolo_compress::data::dataset::{Split, YoloDataset};
+use yolo_compress::train::optim::OptimizerKind;
+use yolo_compress::train::trainer::{self, TrainConfig, TrainData};
+
+use crate::{Common, ModelArgs};
+
+/// Arguments of `ycomp train` (defaults of ultralytics train.py).
+#[derive(Args)]
+pub struct TrainArgs {
+    #[command(flatten)]
+    model: ModelArgs,
+    /// Dataset YAML (ultralytics format).
+    #[arg(long)]
+    data: PathBuf,
+    /// Total epochs.
+    #[arg(long, default_value_t = 100)]
+    epochs: usize,
+    /// Batch size.
+    #[arg(long, default_value_t = 16)]
+    batch: usize,
+    /// Training image size (pixels, multiple of the model stride).
+    #[arg(long, default_value_t = 640)]
+    imgsz: u32,
+    /// Hyperparameter YAML (ultralytics hyp file); default hyp.scratch-low.
+    #[arg(long)]
+    hyp: Option<PathBuf>,
+    /// Optimizer.
+    #[arg(long, value_enum, default_value = "sgd")]
+    optimizer: Optim,
+    /// Cosine LR schedule.
+    #[arg(long)]
+    cos_lr: bool,
+    /// Label smoothing epsilon.
+    #[arg(long, default_value_t = 0.0)]
+    label_smoothing: f64,
+    /// Stop after this many epochs without improvement (0 = never).
+    #[arg(long, default_value_t = 100)]
+    patience: usize,
+    /// Data-loader worker threads.
+    #[arg(long, default_value_t = 2)]
+    workers: usize,
+    /// Parent folder of run folders.
+    #[arg(long, default_value = "runs/train")]
+    project: PathBuf,
+    /// Run folder name (exp2, exp3, … when taken).
+    #[arg(long, default_value = "exp")]
+    name: String,
+    /// Reuse project/name if it exists.
+    #[arg(long)]
+    exist_ok: bool,
+    /// Validate only after the final epoch.
+    #[arg(long)]
+    noval: bool,
+    /// Skip the AutoAnchor check.
+    #[arg(long)]
+    noautoanchor: bool,
+    /// Do not draw plots.
+    #[arg(long)]
+    noplots: bool,
+    /// Use at most this many batches per epoch.
+    #[arg(long)]
+    max_batches: Option<usize>,
+    /// Stop this session after N epochs (resumable with --resume).
+    #[arg(long)]
+    stop_after: Option<usize>,
+    /// Resume a run: a run folder or its weights/last.safetensors; without a value, the latest run under --project.
+    #[arg(long, num_args = 0..=1, default_missing_value = "")]
+    resume: Option<PathBuf>,
+    #[command(flatten)]
+    common: Common,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum Optim {
+    Sgd,
+    Adam,
+    #[value(name = "adamw")]
+    AdamW,
+}
+
+/// Runs training.
+pub fn run(a: TrainArgs) -> Result<()> {
+    let device = device_from_name(&a.common.device)?;
+    // Seeds weight initialisation (augmentation and shuffling are seeded by the loader).
+    device.seed(a.common.seed);
+    let config = yolo_compress::data::dataset::DataConfig::load(&a.data)?;
+    let train = YoloDataset::from_config(config.clone(), Split::Train, &Default::default())
+        .with_context(|| format!("{}: train split", a.data.display()))?;
+    let val = if config.split(Split::Val).is_some() {
+        Some(YoloDataset::from_config(config, Split::Val, &Default::default())?)
+    } else {
+        None
+    };
+    for (split, ds) in [("train", Some(&train)), ("val", val.as_ref())] {
+        if let Some(ds) = ds
+            && !ds.report().corrupt.is_empty()
+            && !a.common.quiet
+        {
+            eprintln!("warning: {split}: {} corrupt files skipped (see `ycomp data check`)", ds.report().corrupt.len());
+        }
+    }
+    let data = TrainData::from_datasets(train, val);
+    let outcome = if let Some(resume) = &a.resume {
+        let ck = if resume.as_os_str().is_empty() {
+            trainer::latest_run(&a.project).with_context(|| {
+                format!("--resume: no run with weights/last.safetensors under {}", a.project.display())
+            })?
+        } else {
+            trainer::resume_checkpoint_path(resume)
+        };
+        if !a.common.quiet {
+            eprintln!("Resuming from {}", ck.display());
+        }
+        trainer::resume(&ck, &data, &device, None)?
+    } else {
+        let hyp = match &a.hyp {
+            Some(p) => Hyp::from_yaml_file(p)?,
+            None => Hyp::default(),
+        };
+        if a.model.model.is_none() && a.model.weights.is_none() {
+            bail!("give --model (e.g. yolov5n.yaml) or --weights");
+        }
+        let mut model_args = a.model.clone();
+        if model_args.nc.is_none() && model_args.names.is_none() {
+            model_args.names = Some(data.names.clone());
+        }
+        let loaded = model_args.load(&device)?;
+        if loaded.model.nc() != data.names.len() {
+            bail!("the model has {} classes but {} names {}", loaded.model.nc(), a.data.display(), data.names.len());
+        }
+        let cfg = TrainConfig {
+            epochs: a.epochs,
+            batch_size: a.batch,
+            imgsz: a.imgsz,
+            hyp,
+            optimizer: match a.optimizer {
+                Optim::Sgd => OptimizerKind::Sgd,
+                Optim::Adam => OptimizerKind::Adam,
+                Optim::AdamW => OptimizerKind::AdamW,
+            },
+            cos_lr: a.cos_lr,
+            label_smoothing: a.label_smoothing,
+            patience: a.patience,
+            workers: a.workers,
+            seed: a.common.seed,
+            noval: a.noval,
+            noautoanchor: a.noautoanchor,
+            noplots: a.noplots,
+            max_batches: a.max_batches,
+            stop_after: a.stop_after,
+            project: a.project.clone(),
+            name: a.name.clone(),
+            exist_ok: a.exist_ok,
+            progress: !a.common.quiet,
+            verbose: !a.common.quiet,
+            ..TrainConfig::default()
+        };
+        trainer::train(loaded.model, &data, &cfg, &device)?
+    };
+    let summary = serde_json::json!({
+        "run_dir": outcome.run_dir,
+        "last": outcome.last,
+        "best": outcome.best,
+        "epochs_done": outcome.epochs_done,
+        "best_fitness": outcome.best_fitness,
+        "stopped_early": outcome.stopped_early,
+        "map50": outcome.final_metrics.as_ref().map(|m| m.map50),
+        "map50_95": outcome.final_metrics.as_ref().map(|m| m.map50_95),
+        "epochs": outcome.history,
+    });
+    if a.common.json {
+        println!("{}", serde_json::to_string_pretty(&summary)?);
+    } else {
+        println!("Results saved to {}", outcome.run_dir.display());
+        if let Some(m) = &outcome.final_metrics {
+            println!("mAP50 {:.4}  mAP50-95 {:.4}  (best fitness {:.4})", m.map50, m.map50_95, outcome.best_fitness);
+        }
+    }
+    Ok(())
+}
