@@ -36,6 +36,36 @@ use crate::val::{ValConfig, ValReport, validate};
 /// Maximum global gradient norm (ultralytics' `clip_grad_norm_(max_norm=10.0)`).
 pub const MAX_GRAD_NORM: f64 = 10.0;
 
+/// Forward pass in training mode, loss and backward: returns `[box, obj, cls]` (host) and the
+/// gradients. `model` must live on an autodiff device.
+pub fn loss_and_grads(
+    model: &YoloModel,
+    loss_fn: &YoloLoss,
+    images: Tensor<4>,
+    targets: &[[f32; 6]],
+) -> ([f32; 3], GradientsParams) {
+    let raw = model.forward_raw(images);
+    let out = loss_fn.forward(&raw, targets);
+    (out.items, GradientsParams::from_grads(out.total.backward(), model))
+}
+
+/// One optimizer step as train.py takes it: global-norm clipping at [`MAX_GRAD_NORM`], the
+/// optimizer update, then the EMA update.
+pub fn optimizer_step(
+    mut model: YoloModel,
+    mut grads: GradientsParams,
+    optimizer: &mut Optimizer,
+    ema: &mut ModelEma<yolo_compress_model::GraphBackbone>,
+    lrs: [f64; 3],
+    momentum: f64,
+    weight_decay: f64,
+) -> YoloModel {
+    clip_grad_norm(&mut model, &mut grads, MAX_GRAD_NORM);
+    let mut model = optimizer.step(model, &grads, lrs, momentum, weight_decay);
+    ema.update(&mut model);
+    model
+}
+
 /// The data of a run.
 #[derive(Clone)]
 pub struct TrainData {
@@ -309,24 +339,19 @@ impl Session {
                         momentum = m;
                     }
                 }
-                let raw = model.forward_raw(batch.images.clone());
-                let out = loss_fn.forward(&raw, &batch.target_rows);
-                let total: f32 = out.items.iter().sum::<f32>() * batch.len() as f32;
+                let (items, grads) = loss_and_grads(&model, &loss_fn, batch.images.clone(), &batch.target_rows);
+                let total: f32 = items.iter().sum::<f32>() * batch.len() as f32;
                 if !total.is_finite() {
                     bar.abandon();
                     return Err(TrainError::NonFiniteLoss { value: total, epoch, batch: i });
                 }
-                let grads = GradientsParams::from_grads(out.total.backward(), &model);
                 accum.add(&model, grads);
                 seen += batch.len();
-                for (m, v) in mloss.iter_mut().zip(out.items) {
+                for (m, v) in mloss.iter_mut().zip(items) {
                     *m += (f64::from(v) - *m) / (i + 1) as f64;
                 }
                 if ni as i64 - progress.last_opt_step >= accumulate as i64 {
-                    let mut grads = accum.take();
-                    clip_grad_norm(&mut model, &mut grads, MAX_GRAD_NORM);
-                    model = optimizer.step(model, &grads, lrs, momentum, weight_decay);
-                    ema.update(&mut model);
+                    model = optimizer_step(model, accum.take(), &mut optimizer, &mut ema, lrs, momentum, weight_decay);
                     progress.last_opt_step = ni as i64;
                 }
                 bar.set_message(format!("box {:.4} obj {:.4} cls {:.4}", mloss[0], mloss[1], mloss[2]));

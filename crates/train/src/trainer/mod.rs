@@ -11,5 +11,5 @@ pub mod run_dir;
 pub mod state;
 
 pub use config::TrainConfig;
-pub use fit::{EpochRecord, MAX_GRAD_NORM, TrainData, TrainOutcome, resume, train};
+pub use fit::{EpochRecord, MAX_GRAD_NORM, TrainData, TrainOutcome, loss_and_grads, optimizer_step, resume, train};
 pub use state::{latest_run, resume_checkpoint_path};

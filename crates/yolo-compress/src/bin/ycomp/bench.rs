@@ -29,6 +29,10 @@ pub struct BenchArgs {
     /// Benchmark the model without folding BN into the convs.
     #[arg(long)]
     unfused: bool,
+    /// Time a full training step instead (forward in train mode, YOLOv5 loss, backward, gradient
+    /// clipping, SGD step, EMA update) on a fixed random batch with 8 random boxes per image.
+    #[arg(long)]
+    train: bool,
     #[command(flatten)]
     common: Common,
 }
@@ -39,7 +43,12 @@ pub fn run(a: BenchArgs) -> Result<()> {
         bail!("--runs and --batch must be positive");
     }
     let device = device_from_name(&a.common.device)?;
+    device.seed(a.common.seed);
     let loaded = a.model.load(&device)?;
+    if a.train {
+        let ms = train_steps(loaded.model, &a, &device)?;
+        return report(&a, &loaded.origin, ms, "train_step");
+    }
     let model = if a.unfused { loaded.model } else { loaded.model.fuse() };
     let s = model.max_stride();
     if a.imgsz == 0 || !a.imgsz.is_multiple_of(s) {
@@ -49,13 +58,58 @@ pub fn run(a: BenchArgs) -> Result<()> {
     for _ in 0..a.warmup {
         let _ = model.forward(x.clone()).decoded.into_data();
     }
-    let mut ms: Vec<f64> = (0..a.runs)
+    let ms: Vec<f64> = (0..a.runs)
         .map(|_| {
             let t = Instant::now();
             let _ = model.forward(x.clone()).decoded.into_data();
             t.elapsed().as_secs_f64() * 1e3
         })
         .collect();
+    report(&a, &loaded.origin, ms, "forward")
+}
+
+/// Times `--runs` training steps after `--warmup` untimed ones.
+fn train_steps(model: yolo_compress::model::YoloModel, a: &BenchArgs, device: &Device) -> Result<Vec<f64>> {
+    use rand::{Rng, SeedableRng};
+    use yolo_compress::train::loss::{YoloLoss, YoloLossConfig};
+    use yolo_compress::train::optim::{ModelEma, Optimizer, OptimizerConfig};
+    use yolo_compress::train::trainer::{loss_and_grads, optimizer_step};
+    let ad = device.clone().autodiff();
+    let mut model = model.fork(&ad).train();
+    let hyp = yolo_compress::data::augment::Hyp::default();
+    let loss_fn = YoloLoss::new(
+        YoloLossConfig::from_hyp(&hyp, model.nc(), model.detect.strides.len(), a.imgsz, 0.0),
+        &model.detect,
+    );
+    let mut optimizer = Optimizer::new(OptimizerConfig::default());
+    let mut ema = ModelEma::new(&model);
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(a.common.seed);
+    let targets: Vec<[f32; 6]> = (0..a.batch * 8)
+        .map(|i| {
+            let (w, h) = (rng.random_range(0.02..0.5f32), rng.random_range(0.02..0.5f32));
+            let (x, y) = (rng.random_range(w / 2.0..1.0 - w / 2.0), rng.random_range(h / 2.0..1.0 - h / 2.0));
+            [(i / 8) as f32, rng.random_range(0..model.nc()) as f32, x, y, w, h]
+        })
+        .collect();
+    let x = Tensor::<4>::random([a.batch, 3, a.imgsz, a.imgsz], burn::tensor::Distribution::Default, &ad);
+    let mut ms = Vec::with_capacity(a.runs);
+    for i in 0..a.warmup + a.runs {
+        let t = Instant::now();
+        let (items, grads) = loss_and_grads(&model, &loss_fn, x.clone(), &targets);
+        model = optimizer_step(model, grads, &mut optimizer, &mut ema, [0.01; 3], 0.937, 5e-4);
+        // Wait for the device: read one updated weight back.
+        let _ = model.detect.m[0].weight.val().slice([0..1, 0..1, 0..1, 0..1]).into_data();
+        if !items.iter().all(|v| v.is_finite()) {
+            bail!("non-finite loss {items:?} at step {i}");
+        }
+        if i >= a.warmup {
+            ms.push(t.elapsed().as_secs_f64() * 1e3);
+        }
+    }
+    Ok(ms)
+}
+
+fn report(a: &BenchArgs, origin: &str, mut ms: Vec<f64>, mode: &str) -> Result<()> {
     ms.sort_by(f64::total_cmp);
     let median = if ms.len() % 2 == 1 { ms[ms.len() / 2] } else { (ms[ms.len() / 2 - 1] + ms[ms.len() / 2]) / 2.0 };
     let report = serde_json::json!({
@@ -64,18 +118,19 @@ pub fn run(a: BenchArgs) -> Result<()> {
         "max_ms": ms[ms.len() - 1],
         "images_per_s": a.batch as f64 * 1e3 / median,
         "backend": a.common.device,
-        "model": loaded.origin,
+        "model": origin,
+        "mode": mode,
         "imgsz": a.imgsz,
         "batch": a.batch,
         "runs": a.runs,
-        "fused": !a.unfused,
+        "fused": !a.unfused && !a.train,
     });
     if a.common.json {
         println!("{report}");
     } else {
         println!(
-            "{}: {:.2} ms median ({:.2}–{:.2}), {:.1} images/s, batch {} at {}² on {}",
-            loaded.origin,
+            "{mode} {}: {:.2} ms median ({:.2}–{:.2}), {:.1} images/s, batch {} at {}² on {}",
+            origin,
             median,
             ms[0],
             ms[ms.len() - 1],

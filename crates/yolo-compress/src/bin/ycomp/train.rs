@@ -39,6 +39,9 @@ pub struct TrainArgs {
     /// Cosine LR schedule.
     #[arg(long)]
     cos_lr: bool,
+    /// Nominal batch size: gradients are accumulated over round(nbs / batch) batches.
+    #[arg(long, default_value_t = 64)]
+    nbs: usize,
     /// Label smoothing epsilon.
     #[arg(long, default_value_t = 0.0)]
     label_smoothing: f64,
@@ -149,6 +152,7 @@ pub fn run(a: TrainArgs) -> Result<()> {
             },
             cos_lr: a.cos_lr,
             label_smoothing: a.label_smoothing,
+            nbs: a.nbs,
             patience: a.patience,
             workers: a.workers,
             seed: a.common.seed,
