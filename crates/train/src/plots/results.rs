@@ -9,24 +9,7 @@ use plotters::prelude::*;
 use super::{Axes, Canvas, DrawResult, TAB10, padded_range, plot_error, render_png};
 use crate::error::TrainError;
 
-/// The header of `results.csv`, column by column (ultralytics pads the names with spaces; they are
-/// trimmed when read).
-pub const RESULTS_COLUMNS: [&str; 14] = [
-    "epoch",
-    "train/box_loss",
-    "train/obj_loss",
-    "train/cls_loss",
-    "metrics/precision",
-    "metrics/recall",
-    "metrics/mAP_0.5",
-    "metrics/mAP_0.5:0.95",
-    "val/box_loss",
-    "val/obj_loss",
-    "val/cls_loss",
-    "x/lr0",
-    "x/lr1",
-    "x/lr2",
-];
+pub use crate::trainer::run_dir::RESULTS_COLUMNS;
 
 /// The panels of `results.png`, row by row (ultralytics' column order `[1, 2, 3, 4, 5, 8, 9, 10, 6, 7]`).
 pub const RESULTS_PANELS: [&str; 10] = [
