@@ -456,24 +456,19 @@ impl Session {
 
 /// Draws results.png and, with a validation report, the PR/F1/P/R curves and the confusion matrix.
 fn plot_run(dir: &Path, csv: &Path, report: Option<&ValReport>, names: &[String]) {
-    {
-        use crate::plots::{plot_confusion_matrix, plot_metric_curve, plot_pr_curve, plot_results};
-        warn_plot(plot_results(csv, &dir.join("results.png")));
-        let Some(r) = report else { return };
-        let m = &r.metrics;
-        let cls_names: Vec<String> = m
-            .per_class
-            .iter()
-            .map(|c| names.get(c.class_id).cloned().unwrap_or_else(|| c.class_id.to_string()))
-            .collect();
-        let ap50: Vec<f64> = m.per_class.iter().map(|c| c.ap50).collect();
-        let c = &m.curves;
-        warn_plot(plot_pr_curve(&c.px, &c.pr, &ap50, &cls_names, &dir.join("PR_curve.png")));
-        warn_plot(plot_metric_curve(&c.px, &c.f1, &cls_names, "F1", &dir.join("F1_curve.png")));
-        warn_plot(plot_metric_curve(&c.px, &c.precision, &cls_names, "Precision", &dir.join("P_curve.png")));
-        warn_plot(plot_metric_curve(&c.px, &c.recall, &cls_names, "Recall", &dir.join("R_curve.png")));
-        warn_plot(plot_confusion_matrix(&r.confusion.matrix, names, true, &dir.join("confusion_matrix.png")));
-    }
+    use crate::plots::{plot_confusion_matrix, plot_metric_curve, plot_pr_curve, plot_results};
+    warn_plot(plot_results(csv, &dir.join("results.png")));
+    let Some(r) = report else { return };
+    let m = &r.metrics;
+    let cls_names: Vec<String> =
+        m.per_class.iter().map(|c| names.get(c.class_id).cloned().unwrap_or_else(|| c.class_id.to_string())).collect();
+    let ap50: Vec<f64> = m.per_class.iter().map(|c| c.ap50).collect();
+    let c = &m.curves;
+    warn_plot(plot_pr_curve(&c.px, &c.pr, &ap50, &cls_names, &dir.join("PR_curve.png")));
+    warn_plot(plot_metric_curve(&c.px, &c.f1, &cls_names, "F1", &dir.join("F1_curve.png")));
+    warn_plot(plot_metric_curve(&c.px, &c.precision, &cls_names, "Precision", &dir.join("P_curve.png")));
+    warn_plot(plot_metric_curve(&c.px, &c.recall, &cls_names, "Recall", &dir.join("R_curve.png")));
+    warn_plot(plot_confusion_matrix(&r.confusion.matrix, names, true, &dir.join("confusion_matrix.png")));
 }
 
 fn progress_bar(nb: usize, epoch: usize, epochs: usize, enabled: bool) -> ProgressBar {
