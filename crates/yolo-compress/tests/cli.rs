@@ -145,3 +145,20 @@ fn errors_are_one_line_and_non_zero() {
         assert!(err.contains(needle), "{args:?}: {err}");
     }
 }
+
+#[test]
+fn a_closed_stdout_ends_quietly_instead_of_panicking() {
+    use std::process::Stdio;
+    // `ycomp info … | head -1`: the reader goes away before the table is written.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ycomp"))
+        .args(["info", "--model", "yolov5n.yaml"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("ycomp runs");
+    drop(child.stdout.take());
+    let out = child.wait_with_output().expect("ycomp exits");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(out.status.success(), "{:?}: {stderr}", out.status);
+}

@@ -126,9 +126,9 @@ fn report(a: &BenchArgs, origin: &str, mut ms: Vec<f64>, mode: &str) -> Result<(
         "fused": !a.unfused && !a.train,
     });
     if a.common.json {
-        println!("{report}");
+        out!("{report}");
     } else {
-        println!(
+        out!(
             "{mode} {}: {:.2} ms median ({:.2}–{:.2}), {:.1} images/s, batch {} at {}² on {}",
             origin,
             median,

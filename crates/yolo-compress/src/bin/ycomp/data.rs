@@ -124,7 +124,7 @@ fn check(a: CheckArgs) -> Result<()> {
             splits: BTreeMap<&'a str, &'a SplitReport>,
         }
         let splits = reports.iter().map(|(s, (_, r))| (s.as_str(), r)).collect();
-        println!("{}", serde_json::to_string(&CheckJson { splits })?);
+        out!("{}", serde_json::to_string(&CheckJson { splits })?);
     } else {
         print_check(&config, &reports);
     }
@@ -146,13 +146,20 @@ fn check(a: CheckArgs) -> Result<()> {
 }
 
 fn print_check(config: &DataConfig, reports: &BTreeMap<Split, (usize, SplitReport)>) {
-    println!("{}: {} classes ({})", config.yaml.display(), config.nc(), shorten(&config.names.join(", "), 100));
-    println!(
+    out!("{}: {} classes ({})", config.yaml.display(), config.nc(), shorten(&config.names.join(", "), 100));
+    out!(
         "{:<6} {:>8} {:>8} {:>10} {:>7} {:>9} {:>8} {:>11}  cache",
-        "split", "images", "labels", "instances", "empty", "no-label", "corrupt", "duplicates"
+        "split",
+        "images",
+        "labels",
+        "instances",
+        "empty",
+        "no-label",
+        "corrupt",
+        "duplicates"
     );
     for (split, (_, r)) in reports {
-        println!(
+        out!(
             "{:<6} {:>8} {:>8} {:>10} {:>7} {:>9} {:>8} {:>11}  {}",
             split.as_str(),
             r.images,
@@ -169,12 +176,12 @@ fn print_check(config: &DataConfig, reports: &BTreeMap<Split, (usize, SplitRepor
         if r.corrupt.is_empty() {
             continue;
         }
-        println!("{split}: {} file(s) skipped:", r.corrupt.len());
+        out!("{split}: {} file(s) skipped:", r.corrupt.len());
         for c in r.corrupt.iter().take(LIST_AT_MOST) {
-            println!("  {}: {}", relative(Path::new(&c.file), &config.root), c.reason);
+            out!("  {}: {}", relative(Path::new(&c.file), &config.root), c.reason);
         }
         if r.corrupt.len() > LIST_AT_MOST {
-            println!("  ... and {} more (all are in --json)", r.corrupt.len() - LIST_AT_MOST);
+            out!("  ... and {} more (all are in --json)", r.corrupt.len() - LIST_AT_MOST);
         }
     }
 }
@@ -193,7 +200,7 @@ fn convert(a: ConvertArgs) -> Result<()> {
     }
     .with_context(|| format!("converting {}", a.src.display()))?;
     if a.common.json {
-        println!("{}", serde_json::to_string(&report)?);
+        out!("{}", serde_json::to_string(&report)?);
     } else {
         print_convert(&report);
     }
@@ -210,23 +217,23 @@ fn convert(a: ConvertArgs) -> Result<()> {
 
 fn print_convert(r: &ConvertReport) {
     if r.splits.is_empty() {
-        println!("nothing converted");
+        out!("nothing converted");
     } else {
-        println!("{}: {} classes ({})", r.data_yaml.display(), r.names.len(), shorten(&r.names.join(", "), 100));
+        out!("{}: {} classes ({})", r.data_yaml.display(), r.names.len(), shorten(&r.names.join(", "), 100));
     }
     for (split, s) in &r.splits {
-        println!("{split}: {} images, {} instances, {} without objects", s.images, s.instances, s.empty);
+        out!("{split}: {} images, {} instances, {} without objects", s.images, s.instances, s.empty);
     }
     for (why, n) in &r.ignored {
-        println!("left out: {n} ({why})");
+        out!("left out: {n} ({why})");
     }
     if !r.skipped.is_empty() {
-        println!("skipped {}:", r.skipped.len());
+        out!("skipped {}:", r.skipped.len());
         for s in r.skipped.iter().take(LIST_AT_MOST) {
-            println!("  {} {}: {}", s.file, s.item, s.reason);
+            out!("  {} {}: {}", s.file, s.item, s.reason);
         }
         if r.skipped.len() > LIST_AT_MOST {
-            println!("  ... and {} more (all are in --json)", r.skipped.len() - LIST_AT_MOST);
+            out!("  ... and {} more (all are in --json)", r.skipped.len() - LIST_AT_MOST);
         }
     }
 }

@@ -103,7 +103,7 @@ pub fn run(a: DetectArgs) -> Result<()> {
             .with_context(|| format!("writing {}", p.display()))?;
     }
     if a.common.json {
-        println!("{json}");
+        out!("{json}");
     } else {
         for ((name, _), dets) in images.iter().zip(&per_image) {
             let mut counts: std::collections::BTreeMap<&str, usize> = Default::default();
@@ -111,7 +111,7 @@ pub fn run(a: DetectArgs) -> Result<()> {
                 *counts.entry(d.class_name.as_str()).or_default() += 1;
             }
             let summary: Vec<String> = counts.iter().map(|(k, v)| format!("{v} {k}")).collect();
-            println!("{name}: {}", if summary.is_empty() { "(no detections)".to_string() } else { summary.join(", ") });
+            out!("{name}: {}", if summary.is_empty() { "(no detections)".to_string() } else { summary.join(", ") });
         }
     }
     if !a.common.quiet {

@@ -59,9 +59,9 @@ pub fn run(a: ExportArgs) -> Result<()> {
     save_checkpoint(&model, &out, &meta)?;
     let size = std::fs::metadata(&out)?.len();
     if a.common.json {
-        println!("{}", serde_json::json!({"out": out, "bytes": size, "source": loaded.origin}));
+        out!("{}", serde_json::json!({"out": out, "bytes": size, "source": loaded.origin}));
     } else {
-        println!("wrote {} ({} bytes) from {}", out.display(), size, loaded.origin);
+        out!("wrote {} ({} bytes) from {}", out.display(), size, loaded.origin);
     }
     Ok(())
 }

@@ -33,11 +33,11 @@ pub fn run(a: InfoArgs) -> Result<()> {
     }
     let info = ModelInfo::of(&model, a.imgsz);
     if a.common.json {
-        println!("{}", serde_json::to_string(&info)?);
+        out!("{}", serde_json::to_string(&info)?);
         return Ok(());
     }
     let arch = model.arch.as_ref();
-    println!("{:>4} {:>14} {:>3} {:>11}  {:<16} arguments", "", "from", "n", "params", "module");
+    out!("{:>4} {:>14} {:>3} {:>11}  {:<16} arguments", "", "from", "n", "params", "module");
     let per_layer = layer_params(&model);
     if let Some(arch) = arch {
         for (i, l) in arch.layers.iter().enumerate() {
@@ -46,7 +46,7 @@ pub fn run(a: InfoArgs) -> Result<()> {
                 yolo_compress::model::BlockSpec::C3 { inner, .. } => inner.len(),
                 _ => 1,
             };
-            println!(
+            out!(
                 "{i:>4} {from:>14} {n:>3} {:>11}  {:<16} {}",
                 per_layer.get(i).copied().unwrap_or(0),
                 l.module,
@@ -55,7 +55,7 @@ pub fn run(a: InfoArgs) -> Result<()> {
         }
     }
     let name = arch.map_or("model", |a| a.name.as_str());
-    println!(
+    out!(
         "{name} summary: {} layers, {} parameters, {:.1} GFLOPs ({:.2} GMACs) at {}x{}",
         info.layers,
         info.params,
@@ -64,7 +64,7 @@ pub fn run(a: InfoArgs) -> Result<()> {
         a.imgsz,
         a.imgsz
     );
-    println!("source: {}", loaded.origin);
+    out!("source: {}", loaded.origin);
     Ok(())
 }
 

@@ -1,5 +1,19 @@
 //! `ycomp`: the yolo-compress command line. See `ycomp --help` and docs/cli.md.
 
+/// `println!` for results on stdout that ends the process quietly (exit 0) when the reader has gone
+/// away (`ycomp models | head -1`), where `println!` would panic on the broken pipe.
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        if let Err(e) = writeln!(std::io::stdout().lock(), $($arg)*) {
+            if e.kind() == std::io::ErrorKind::BrokenPipe {
+                std::process::exit(0);
+            }
+            panic!("writing to stdout: {e}");
+        }
+    }};
+}
+
 mod bench;
 mod data;
 mod detect;

@@ -17,10 +17,10 @@ pub struct ModelsArgs {
 pub fn run(a: ModelsArgs) -> Result<()> {
     let names: Vec<&str> = BUILTIN_CONFIGS.iter().map(|(n, _)| *n).collect();
     if a.common.json {
-        println!("{}", serde_json::to_string(&names)?);
+        out!("{}", serde_json::to_string(&names)?);
     } else {
         for n in names {
-            println!("{n}");
+            out!("{n}");
         }
     }
     Ok(())

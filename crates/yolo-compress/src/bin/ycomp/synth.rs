@@ -108,9 +108,9 @@ pub fn run(a: SynthArgs) -> Result<()> {
     }
     let summary = summary?;
     if a.common.json {
-        println!("{}", serde_json::to_string(&summary)?);
+        out!("{}", serde_json::to_string(&summary)?);
     } else if !a.common.quiet {
-        println!(
+        out!(
             "{} train + {} val images, {} + {} objects of {} classes in {:.1} s ({:.0} images/s)",
             summary.train_images,
             summary.val_images,
@@ -120,7 +120,7 @@ pub fn run(a: SynthArgs) -> Result<()> {
             summary.seconds,
             summary.images_per_second
         );
-        println!("dataset: {}", summary.data_yaml.display());
+        out!("dataset: {}", summary.data_yaml.display());
     }
     Ok(())
 }

@@ -182,11 +182,11 @@ pub fn run(a: TrainArgs) -> Result<()> {
         "epochs": outcome.history,
     });
     if a.common.json {
-        println!("{}", serde_json::to_string_pretty(&summary)?);
+        out!("{}", serde_json::to_string_pretty(&summary)?);
     } else {
-        println!("Results saved to {}", outcome.run_dir.display());
+        out!("Results saved to {}", outcome.run_dir.display());
         if let Some(m) = &outcome.final_metrics {
-            println!("mAP50 {:.4}  mAP50-95 {:.4}  (best fitness {:.4})", m.map50, m.map50_95, outcome.best_fitness);
+            out!("mAP50 {:.4}  mAP50-95 {:.4}  (best fitness {:.4})", m.map50, m.map50_95, outcome.best_fitness);
         }
     }
     Ok(())

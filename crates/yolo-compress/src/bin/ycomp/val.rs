@@ -108,19 +108,31 @@ pub fn run(a: ValArgs) -> Result<()> {
             .with_context(|| format!("writing {}", p.display()))?;
     }
     if a.common.json {
-        println!("{}", serde_json::to_string_pretty(&json)?);
+        out!("{}", serde_json::to_string_pretty(&json)?);
         return Ok(());
     }
-    println!(
+    out!(
         "{:>20} {:>8} {:>10} {:>10} {:>10} {:>10} {:>10}",
-        "Class", "Images", "Instances", "P", "R", "mAP50", "mAP50-95"
+        "Class",
+        "Images",
+        "Instances",
+        "P",
+        "R",
+        "mAP50",
+        "mAP50-95"
     );
-    println!(
+    out!(
         "{:>20} {:>8} {:>10} {:>10.3} {:>10.3} {:>10.3} {:>10.3}",
-        "all", images, m.instances, m.precision, m.recall, m.map50, m.map50_95
+        "all",
+        images,
+        m.instances,
+        m.precision,
+        m.recall,
+        m.map50,
+        m.map50_95
     );
     for c in &m.per_class {
-        println!(
+        out!(
             "{:>20} {:>8} {:>10} {:>10.3} {:>10.3} {:>10.3} {:>10.3}",
             name(c.class_id),
             c.images,
@@ -132,9 +144,14 @@ pub fn run(a: ValArgs) -> Result<()> {
         );
     }
     let s = report.speed;
-    println!(
+    out!(
         "Speed: {:.1}ms pre-process, {:.1}ms inference, {:.1}ms NMS per image at shape ({}, 3, {}, {})",
-        s.pre, s.inference, s.nms, a.batch, a.imgsz, a.imgsz
+        s.pre,
+        s.inference,
+        s.nms,
+        a.batch,
+        a.imgsz,
+        a.imgsz
     );
     Ok(())
 }
