@@ -53,18 +53,28 @@ pub fn class_color(class_id: usize) -> Rgb<u8> {
     let hue = ((class_id as f64 * GOLDEN) % 1.0) * 6.0;
     let (s, v) = (0.85, 0.95);
     let sector = hue.floor();
-    let f = hue - sector;
-    let (p, q, t) = (v * (1.0 - s), v * (1.0 - s * f), v * (1.0 - s * (1.0 - f)));
-    let (r, g, b) = match sector as u32 {
+    let (r, g, b) = hsv_sector_to_rgb(sector as u32, hue - sector, s, v);
+    let byte = |c: f64| (c * 255.0).round() as u8;
+    Rgb([byte(r), byte(g), byte(b)])
+}
+
+/// HSV → RGB (all in `0..=1`) for a hue already split into its sector `0..6` and the fraction `f`
+/// within it. Generic so that `f32` callers (the synthetic generator, whose pixels must stay
+/// bit-identical) and `f64` callers share one formula with the same operation order.
+pub(crate) fn hsv_sector_to_rgb<T>(sector: u32, f: T, s: T, v: T) -> (T, T, T)
+where
+    T: Copy + std::ops::Sub<Output = T> + std::ops::Mul<Output = T> + From<f32>,
+{
+    let one = T::from(1.0);
+    let (p, q, t) = (v * (one - s), v * (one - s * f), v * (one - s * (one - f)));
+    match sector {
         0 => (v, t, p),
         1 => (q, v, p),
         2 => (p, v, t),
         3 => (p, q, v),
         4 => (t, p, v),
         _ => (v, p, q),
-    };
-    let byte = |c: f64| (c * 255.0).round() as u8;
-    Rgb([byte(r), byte(g), byte(b)])
+    }
 }
 
 /// Draws every detection with the default [`AnnotateStyle`] (2 px boxes, 8 px text).

@@ -22,16 +22,7 @@ pub(crate) fn random_color(rng: &mut impl Rng) -> [f32; 3] {
 pub(crate) fn hsv(h: f32, s: f32, v: f32) -> [f32; 3] {
     let h6 = (h - ffloor(h)) * 6.0;
     let sector = ffloor(h6);
-    let f = h6 - sector;
-    let (p, q, t) = (v * (1.0 - s), v * (1.0 - s * f), v * (1.0 - s * (1.0 - f)));
-    let (r, g, b) = match sector as u32 {
-        0 => (v, t, p),
-        1 => (q, v, p),
-        2 => (p, v, t),
-        3 => (p, q, v),
-        4 => (t, p, v),
-        _ => (v, p, q),
-    };
+    let (r, g, b) = crate::annotate::hsv_sector_to_rgb(sector as u32, h6 - sector, s, v);
     [r * 255.0, g * 255.0, b * 255.0]
 }
 
