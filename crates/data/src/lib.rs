@@ -41,4 +41,4 @@ pub use error::DataError;
 pub use image_io::{IMAGE_EXTENSIONS, is_image_file, list_images, load_rgb};
 pub use letterbox::{LetterboxConfig, LetterboxInfo, letterbox};
 pub use resize::resize_bilinear;
-pub use sample::{LabeledBox, Sample, SampleSource, VecSource};
+pub use sample::{LabeledBox, Sample, SampleSource, Subset, VecSource};

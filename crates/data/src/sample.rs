@@ -88,9 +88,69 @@ impl SampleSource for VecSource {
     }
 }
 
+/// A subset of another source: the samples at `indices`, in that order (a held-out slice of a
+/// training set, a calibration subset, …).
+#[derive(Clone)]
+pub struct Subset {
+    inner: std::sync::Arc<dyn SampleSource>,
+    indices: Vec<usize>,
+}
+
+impl Subset {
+    /// The samples of `inner` at `indices`; indices past its end are dropped.
+    pub fn new(inner: std::sync::Arc<dyn SampleSource>, indices: Vec<usize>) -> Self {
+        let n = inner.len();
+        Subset { inner, indices: indices.into_iter().filter(|&i| i < n).collect() }
+    }
+
+    /// `n` samples spread evenly over `inner` (every `len / n`-th), deterministic.
+    pub fn evenly(inner: std::sync::Arc<dyn SampleSource>, n: usize) -> Self {
+        let len = inner.len();
+        let n = n.min(len);
+        let indices = (0..n).map(|i| i * len / n.max(1)).collect();
+        Subset { inner, indices }
+    }
+
+    /// Positions in the inner source.
+    pub fn indices(&self) -> &[usize] {
+        &self.indices
+    }
+}
+
+impl SampleSource for Subset {
+    fn len(&self) -> usize {
+        self.indices.len()
+    }
+
+    fn get(&self, index: usize) -> Result<Sample, crate::DataError> {
+        self.inner.get(self.indices[index])
+    }
+
+    fn shape(&self, index: usize) -> Option<(u32, u32)> {
+        self.inner.shape(self.indices[index])
+    }
+
+    fn name(&self, index: usize) -> String {
+        self.inner.name(self.indices[index])
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn subset_maps_indices() {
+        let img = |v: u8| Sample { image: RgbImage::from_pixel(2, 3, image::Rgb([v, v, v])), boxes: vec![] };
+        let src: std::sync::Arc<dyn SampleSource> = std::sync::Arc::new(VecSource((0..10).map(img).collect()));
+        let s = Subset::evenly(src.clone(), 4);
+        assert_eq!(s.indices(), &[0, 2, 5, 7]);
+        assert_eq!(s.get(2).unwrap().image.get_pixel(0, 0)[0], 5);
+        assert_eq!(s.shape(1), Some((3, 2)));
+        let t = Subset::new(src, vec![9, 3, 42]);
+        assert_eq!(t.len(), 2, "out-of-range index dropped");
+        assert_eq!(t.get(0).unwrap().image.get_pixel(0, 0)[0], 9);
+    }
 
     #[test]
     fn yolo_round_trip() {

@@ -11,6 +11,7 @@
 //! - [`trainer`]: the training loop, run folders, resumable checkpoints (`ycomp train`);
 //! - [`plots`]: PNG plots of a run.
 
+pub mod adaptive_bn;
 pub mod autoanchor;
 pub mod error;
 pub mod loss;

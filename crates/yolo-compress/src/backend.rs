@@ -18,6 +18,13 @@ pub enum BackendError {
     /// Unknown device name.
     #[error("unknown device `{0}` (expected cpu, vulkan, wgpu, ndarray or cuda[:N])")]
     Unknown(String),
+    /// Several devices were named (data-parallel training).
+    #[error(
+        "`{0}` names several devices: data-parallel training is not available. It would use Burn's own \
+         DDP (DistributedContext + all-reduce of gradients), which Burn 0.22.1 implements only on its CUDA \
+         backend (NCCL); flex, wgpu and vulkan have no collective operations. Use one device."
+    )]
+    MultiDevice(String),
 }
 
 /// Backends compiled into this build, by device name.
@@ -43,6 +50,9 @@ pub fn compiled_backends() -> Vec<&'static str> {
 
 /// Resolves `cpu` (the default pure-Rust `flex` backend), `ndarray`, `wgpu`, `vulkan` or `cuda[:N]`.
 pub fn device_from_name(name: &str) -> Result<Device, BackendError> {
+    if name.contains(',') {
+        return Err(BackendError::MultiDevice(name.to_string()));
+    }
     let (kind, index) = name.split_once(':').unwrap_or((name, "0"));
     let index: usize = index.parse().map_err(|_| BackendError::Unknown(name.to_string()))?;
     let device = match kind {
@@ -99,6 +109,8 @@ mod tests {
         let err = device_from_name("cuda").unwrap_err().to_string();
         assert!(err.contains("`cuda` cargo feature"), "{err}");
         assert!(matches!(device_from_name("tpu"), Err(BackendError::Unknown(_))));
+        let multi = device_from_name("cuda:0,cuda:1").unwrap_err().to_string();
+        assert!(multi.contains("several devices") && multi.contains("NCCL"), "{multi}");
         assert!(device_from_name("cpu").is_ok());
         assert!(compiled_backends().contains(&"cpu"));
     }

@@ -8,7 +8,7 @@
 //! - [`data`]: image loading, letterbox, drawing;
 //! - [`train`]: the YOLOv5 loss, optimiser recipe, EMA, AutoAnchor, validation (mAP) and the
 //!   training loop with resumable run folders;
-//! - [`compress`]: pruning, quantization and distillation (in progress);
+//! - [`compress`]: structured pruning (channel-dependency graph, EagleEye, slimming, L1/L2/FPGM/Taylor); quantization and distillation to come;
 //! - [`predict`]: end-to-end detection on images; [`loading`]: `--model`/`--weights` resolution;
 //!   [`backend`]: device selection by name.
 //!

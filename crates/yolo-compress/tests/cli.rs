@@ -1,21 +1,13 @@
 //! The `ycomp` binary as a user runs it: JSON contracts of `info`, `models`, `detect`, `export`, and
 //! one-line errors with a non-zero exit code.
 
+mod common;
+use common::{ok_json, ycomp};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 
 fn here(p: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(p)
-}
-
-fn ycomp(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_ycomp")).args(args).output().expect("ycomp runs")
-}
-
-fn ok_json(args: &[&str]) -> serde_json::Value {
-    let out = ycomp(args);
-    assert!(out.status.success(), "ycomp {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)))
 }
 
 fn weights() -> String {

@@ -1,23 +1,9 @@
 //! `ycomp data check` and `ycomp data convert` as a user runs them: the JSON contract, the table,
 //! and one-line errors with a non-zero exit code.
 
+mod common;
+use common::{ok, ok_json, ycomp};
 use std::path::Path;
-use std::process::{Command, Output};
-
-fn ycomp(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_ycomp")).args(args).output().expect("ycomp runs")
-}
-
-fn ok(args: &[&str]) -> Output {
-    let out = ycomp(args);
-    assert!(out.status.success(), "ycomp {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
-    out
-}
-
-fn ok_json(args: &[&str]) -> serde_json::Value {
-    let out = ok(args);
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)))
-}
 
 fn copy_dir(src: &Path, dest: &Path) {
     std::fs::create_dir_all(dest).unwrap();

@@ -1,12 +1,10 @@
 //! `ycomp synth` as a user runs it: the dataset on disk, its JSON summary, determinism by seed,
 //! and one-line errors.
 
+mod common;
+use common::ycomp;
 use std::path::Path;
-use std::process::{Command, Output};
-
-fn ycomp(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_ycomp")).args(args).output().expect("ycomp runs")
-}
+use std::process::Output;
 
 fn synth(out: &Path, extra: &[&str]) -> Output {
     let out = out.to_str().unwrap();

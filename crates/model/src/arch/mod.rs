@@ -4,6 +4,7 @@
 //! (e.g. pruned) widths reloads exactly without any YAML.
 
 mod builtin;
+mod cost;
 mod yaml;
 
 use serde::{Deserialize, Serialize};

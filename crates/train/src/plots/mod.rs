@@ -15,11 +15,13 @@ pub mod curves;
 pub mod font;
 pub mod labels;
 pub mod results;
+pub mod sensitivity;
 
 pub use confusion::{ConfusionLayout, confusion_layout, plot_confusion_matrix};
 pub use curves::{best_of, mean_curve, plot_metric_curve, plot_pr_curve, smooth};
 pub use labels::plot_labels;
 pub use results::{RESULTS_COLUMNS, plot_results};
+pub use sensitivity::plot_sensitivity;
 
 use std::error::Error;
 use std::path::Path;

@@ -28,6 +28,17 @@ pub struct TrainConfig {
     pub cos_lr: bool,
     /// Label smoothing epsilon (default 0).
     pub label_smoothing: f64,
+    /// Network slimming (Liu et al., ICCV 2017) sparsity: the L1 penalty `sparsity·Σ|γ|` on every
+    /// BatchNorm weight γ, applied as its subgradient `sparsity·sign(γ)` added to the accumulated
+    /// gradient once per optimizer step, before clipping (not scaled by the batch size or the
+    /// accumulation count); e.g. 1e-4. Default 0 (off).
+    pub sparsity: f64,
+    /// Soft filter pruning ratio per group, `[0, 1)` (default 0 = off). The trainer only records it;
+    /// `ycomp train` installs `yolo_compress::compress::prune::SoftFilterPruning` as the
+    /// [`EpochHook`](super::EpochHook) from it (also when resuming).
+    pub sfp: f64,
+    /// Criterion of soft filter pruning: `l2` (default), `l1`, `fpgm` or `bn`.
+    pub sfp_criterion: String,
     /// Nominal batch size: gradients are accumulated up to it (default 64).
     pub nbs: usize,
     /// Epochs without fitness improvement before stopping (default 100; 0 disables).
@@ -70,6 +81,9 @@ impl Default for TrainConfig {
             optimizer: OptimizerKind::Sgd,
             cos_lr: false,
             label_smoothing: 0.0,
+            sparsity: 0.0,
+            sfp: 0.0,
+            sfp_criterion: "l2".into(),
             nbs: 64,
             patience: 100,
             workers: 2,
@@ -104,6 +118,12 @@ impl TrainConfig {
         }
         if !(0.0..1.0).contains(&self.label_smoothing) {
             return bad(format!("label_smoothing {} must be in [0, 1)", self.label_smoothing));
+        }
+        if !(0.0..1.0).contains(&self.sfp) {
+            return bad(format!("sfp {} must be in [0, 1)", self.sfp));
+        }
+        if !(self.sparsity.is_finite() && self.sparsity >= 0.0) {
+            return bad(format!("sparsity {} must be a finite value >= 0", self.sparsity));
         }
         if self.max_batches == Some(0) || self.stop_after == Some(0) || self.val_batch_size == Some(0) {
             return bad("max_batches, stop_after and val_batch_size must be at least 1 when given".into());

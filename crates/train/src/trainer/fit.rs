@@ -1,6 +1,7 @@
 //! The training loop, as ultralytics' `train.py` runs it: warmup, nominal-batch gradient
 //! accumulation, global-norm clipping at 10, SGD/Adam(W) with three parameter groups, EMA, validation
-//! of the EMA after every epoch, `results.csv`, `last`/`best` checkpoints, early stopping, plots.
+//! of the EMA after every epoch, `results.csv`, `last`/`best` checkpoints, early stopping, plots;
+//! optionally the network-slimming L1 penalty on BN weights ([`add_bn_sparsity_grad`]).
 //!
 //! Determinism: batches depend only on `(seed, epoch, index)` (see the data loader), so a run
 //! resumed from the checkpoint of epoch `k` sees the same batches as an uninterrupted run and ends
@@ -18,7 +19,8 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use rand::SeedableRng;
 use yolo_compress_data::SampleSource;
 use yolo_compress_data::loader::{Loader, LoaderConfig};
-use yolo_compress_model::YoloModel;
+use yolo_compress_model::state::Slot;
+use yolo_compress_model::{Backbone, Detector, YoloModel};
 
 use super::config::TrainConfig;
 use super::run_dir::{append_results, increment_run_dir, truncate_results, write_yaml};
@@ -27,6 +29,7 @@ use crate::autoanchor::{ImageLabels, check_anchor_order, check_anchors, label_wh
 use crate::error::TrainError;
 use crate::loss::{YoloLoss, YoloLossConfig};
 use crate::metrics::DetectionMetrics;
+use crate::optim::groups::{ParamGroup, param_group, walk};
 use crate::optim::{
     GradAccumulator, LrSchedule, ModelEma, Optimizer, OptimizerConfig, Warmup, accumulate_steps, clip_grad_norm,
     scaled_weight_decay,
@@ -64,6 +67,30 @@ pub fn optimizer_step(
     let mut model = optimizer.step(model, &grads, lrs, momentum, weight_decay);
     ema.update(&mut model);
     model
+}
+
+/// Network slimming (Liu et al., ICCV 2017, "Learning Efficient Convolutional Networks through
+/// Network Slimming"): adds the subgradient of the L1 penalty `sparsity·Σ|γ|`, `sparsity·sign(γ)`
+/// (0 where γ = 0, as `torch.sign`), to the gradient of every BatchNorm weight γ of `model` that has
+/// one in `grads`; other gradients are untouched. Returns the number of BN weights penalised.
+///
+/// The training loop calls it once per optimizer step on the accumulated gradient, before
+/// clipping, as ultralytics-based slimming code adds it to `.grad` after `backward()`: the penalty
+/// is not scaled by the loss scaling, the batch size or the accumulation count.
+pub fn add_bn_sparsity_grad<B: Backbone>(model: &mut Detector<B>, grads: &mut GradientsParams, sparsity: f64) -> usize {
+    let mut n = 0;
+    walk(model, |key, slot| {
+        let Slot::Param1(p) = slot else { return };
+        if param_group(key, 1) != ParamGroup::BnWeight {
+            return;
+        }
+        let Some(g) = grads.remove::<1>(p.id) else { return };
+        let g = g.inner();
+        let sign = p.val().inner().to_device(&g.device()).sign();
+        grads.register::<1>(p.id, g.add(sign.mul_scalar(sparsity)));
+        n += 1;
+    });
+    n
 }
 
 /// The data of a run.
@@ -121,6 +148,33 @@ pub struct TrainOutcome {
     pub stopped_early: bool,
 }
 
+/// Called at the end of every training epoch, after the last optimizer step and before validation
+/// and the checkpoint: it may change the training model (autodiff device, training mode) and its
+/// EMA (what is validated and saved). Soft filter pruning zeroes its filters here.
+pub trait EpochHook {
+    /// Returns the (possibly changed) training model and EMA model.
+    fn end_of_epoch(
+        &mut self,
+        epoch: usize,
+        model: YoloModel,
+        ema: YoloModel,
+    ) -> Result<(YoloModel, YoloModel), TrainError>;
+}
+
+/// The hook that changes nothing.
+pub struct NoHook;
+
+impl EpochHook for NoHook {
+    fn end_of_epoch(
+        &mut self,
+        _: usize,
+        model: YoloModel,
+        ema: YoloModel,
+    ) -> Result<(YoloModel, YoloModel), TrainError> {
+        Ok((model, ema))
+    }
+}
+
 /// Trains `model` (built on any plain device; moved to `device` with autodiff) from scratch or from
 /// its current weights, in a new run folder under `cfg.project`.
 pub fn train(
@@ -128,6 +182,17 @@ pub fn train(
     data: &TrainData,
     cfg: &TrainConfig,
     device: &Device,
+) -> Result<TrainOutcome, TrainError> {
+    train_with_hook(model, data, cfg, device, &mut NoHook)
+}
+
+/// [`train`] with an [`EpochHook`].
+pub fn train_with_hook(
+    model: YoloModel,
+    data: &TrainData,
+    cfg: &TrainConfig,
+    device: &Device,
+    hook: &mut dyn EpochHook,
 ) -> Result<TrainOutcome, TrainError> {
     cfg.validate(model.max_stride())?;
     if data.train.is_empty() {
@@ -154,7 +219,7 @@ pub fn train(
         config: cfg.clone(),
     };
     let optimizer = Optimizer::new(optimizer_config(cfg));
-    Session { run_dir, model, ema, optimizer, progress }.run(data, device)
+    Session { run_dir, model, ema, optimizer, progress, hook }.run(data, device)
 }
 
 /// Continues the run whose checkpoint is `checkpoint` (`RUN/weights/last.safetensors`) with its
@@ -164,6 +229,17 @@ pub fn resume(
     data: &TrainData,
     device: &Device,
     epochs: Option<usize>,
+) -> Result<TrainOutcome, TrainError> {
+    resume_with_hook(checkpoint, data, device, epochs, &mut NoHook)
+}
+
+/// [`resume`] with an [`EpochHook`] (pass the same hook the run started with).
+pub fn resume_with_hook(
+    checkpoint: &Path,
+    data: &TrainData,
+    device: &Device,
+    epochs: Option<usize>,
+    hook: &mut dyn EpochHook,
 ) -> Result<TrainOutcome, TrainError> {
     let LoadedState { ema, model, optim, mut progress, run_dir } = load_train_state(checkpoint, device)?;
     if let Some(e) = epochs {
@@ -184,7 +260,7 @@ pub fn resume(
     let mut model_ema = ModelEma::new(&ema);
     model_ema.updates = progress.ema_updates;
     truncate_results(&run_dir.join("results.csv"), progress.epochs_done)?;
-    Session { run_dir, model, ema: model_ema, optimizer, progress }.run(data, device)
+    Session { run_dir, model, ema: model_ema, optimizer, progress, hook }.run(data, device)
 }
 
 fn optimizer_config(cfg: &TrainConfig) -> OptimizerConfig {
@@ -245,17 +321,18 @@ fn warn_plot(r: Result<(), TrainError>) {
     }
 }
 
-struct Session {
+struct Session<'h> {
     run_dir: PathBuf,
     model: YoloModel,
     ema: ModelEma<yolo_compress_model::GraphBackbone>,
     optimizer: Optimizer,
     progress: TrainProgress,
+    hook: &'h mut dyn EpochHook,
 }
 
-impl Session {
+impl Session<'_> {
     fn run(self, data: &TrainData, device: &Device) -> Result<TrainOutcome, TrainError> {
-        let Session { run_dir, model, mut ema, mut optimizer, mut progress } = self;
+        let Session { run_dir, model, mut ema, mut optimizer, mut progress, hook } = self;
         let cfg = progress.config.clone();
         let hyp = &cfg.hyp;
         let gs = model.max_stride().max(32) as u32;
@@ -351,13 +428,20 @@ impl Session {
                     *m += (f64::from(v) - *m) / (i + 1) as f64;
                 }
                 if ni as i64 - progress.last_opt_step >= accumulate as i64 {
-                    model = optimizer_step(model, accum.take(), &mut optimizer, &mut ema, lrs, momentum, weight_decay);
+                    let mut grads = accum.take();
+                    if cfg.sparsity > 0.0 {
+                        add_bn_sparsity_grad(&mut model, &mut grads, cfg.sparsity);
+                    }
+                    model = optimizer_step(model, grads, &mut optimizer, &mut ema, lrs, momentum, weight_decay);
                     progress.last_opt_step = ni as i64;
                 }
                 bar.set_message(format!("box {:.4} obj {:.4} cls {:.4}", mloss[0], mloss[1], mloss[2]));
                 bar.inc(1);
             }
             bar.finish_and_clear();
+            let (m, e) = hook.end_of_epoch(epoch, model, ema.ema)?;
+            model = m;
+            ema.ema = e;
             let train_secs = t_epoch.elapsed().as_secs_f64();
             let final_epoch = epoch + 1 == cfg.epochs;
             let report = match &val_loader {

@@ -11,5 +11,8 @@ pub mod run_dir;
 pub mod state;
 
 pub use config::TrainConfig;
-pub use fit::{EpochRecord, MAX_GRAD_NORM, TrainData, TrainOutcome, loss_and_grads, optimizer_step, resume, train};
+pub use fit::{
+    EpochHook, EpochRecord, MAX_GRAD_NORM, NoHook, TrainData, TrainOutcome, loss_and_grads, optimizer_step, resume,
+    resume_with_hook, train, train_with_hook,
+};
 pub use state::{latest_run, resume_checkpoint_path};

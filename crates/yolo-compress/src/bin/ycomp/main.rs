@@ -20,6 +20,7 @@ mod detect;
 mod export;
 mod info;
 mod models;
+mod prune;
 mod synth;
 mod train;
 mod val;
@@ -51,6 +52,8 @@ enum Command {
     Data(data::DataArgs),
     /// Write a synthetic YOLO dataset of shapes.
     Synth(synth::SynthArgs),
+    /// Prune channels to a FLOPs target (EagleEye, L1/L2/FPGM/Taylor, slimming), or sweep sensitivity.
+    Prune(prune::PruneArgs),
     /// Train a detector (ultralytics' recipe), or resume a run.
     Train(train::TrainArgs),
     /// Validate a detector: P, R, mAP50, mAP50-95 per class.
@@ -109,6 +112,7 @@ fn main() {
         Command::Bench(a) => bench::run(a),
         Command::Data(a) => data::run(a),
         Command::Synth(a) => synth::run(a),
+        Command::Prune(a) => prune::run(a),
         Command::Train(a) => train::run(a),
         Command::Val(a) => val::run(a),
     };

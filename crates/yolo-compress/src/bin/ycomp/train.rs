@@ -45,6 +45,16 @@ pub struct TrainArgs {
     /// Label smoothing epsilon.
     #[arg(long, default_value_t = 0.0)]
     label_smoothing: f64,
+    /// Network slimming: L1 penalty on BN γ added to the gradient (e.g. 1e-4); prune afterwards with `ycomp prune --method slim`.
+    #[arg(long, default_value_t = 0.0, value_name = "S")]
+    sparsity: f64,
+    /// Soft filter pruning: after every epoch zero this fraction of every channel group (they stay
+    /// trainable); prune afterwards with `ycomp prune --method l2 --ratio RATIO`.
+    #[arg(long, default_value_t = 0.0, value_name = "RATIO")]
+    sfp: f64,
+    /// Criterion of soft filter pruning: l2, l1, fpgm or bn.
+    #[arg(long, default_value = "l2")]
+    sfp_criterion: String,
     /// Stop after this many epochs without improvement (0 = never).
     #[arg(long, default_value_t = 100)]
     patience: usize,
@@ -123,7 +133,17 @@ pub fn run(a: TrainArgs) -> Result<()> {
         if !a.common.quiet {
             eprintln!("Resuming from {}", ck.display());
         }
-        trainer::resume(&ck, &data, &device, None)?
+        let args_yaml = ck.parent().and_then(|w| w.parent()).map(|r| r.join("args.yaml"));
+        let run_cfg: Option<TrainConfig> =
+            args_yaml.and_then(|p| std::fs::read_to_string(p).ok()).and_then(|t| serde_norway::from_str(&t).ok());
+        match run_cfg.filter(|c| c.sfp > 0.0) {
+            Some(c) => {
+                let (_, ck_info) = yolo_compress::model::weights::load_checkpoint(&ck, &device)?;
+                let mut hook = sfp_hook(&ck_info.arch, &c)?;
+                trainer::resume_with_hook(&ck, &data, &device, None, &mut hook)?
+            }
+            None => trainer::resume(&ck, &data, &device, None)?,
+        }
     } else {
         let hyp = match &a.hyp {
             Some(p) => Hyp::from_yaml_file(p)?,
@@ -152,6 +172,9 @@ pub fn run(a: TrainArgs) -> Result<()> {
             },
             cos_lr: a.cos_lr,
             label_smoothing: a.label_smoothing,
+            sparsity: a.sparsity,
+            sfp: a.sfp,
+            sfp_criterion: a.sfp_criterion.clone(),
             nbs: a.nbs,
             patience: a.patience,
             workers: a.workers,
@@ -168,7 +191,14 @@ pub fn run(a: TrainArgs) -> Result<()> {
             verbose: !a.common.quiet,
             ..TrainConfig::default()
         };
-        trainer::train(loaded.model, &data, &cfg, &device)?
+        if cfg.sfp > 0.0 {
+            let arch =
+                loaded.model.arch.clone().context("soft filter pruning needs a model built from an architecture")?;
+            let mut hook = sfp_hook(&arch, &cfg)?;
+            trainer::train_with_hook(loaded.model, &data, &cfg, &device, &mut hook)?
+        } else {
+            trainer::train(loaded.model, &data, &cfg, &device)?
+        }
     };
     let summary = serde_json::json!({
         "run_dir": outcome.run_dir,
@@ -190,4 +220,13 @@ pub fn run(a: TrainArgs) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// The soft-filter-pruning hook a run's settings ask for.
+fn sfp_hook(
+    arch: &yolo_compress::model::Architecture,
+    cfg: &TrainConfig,
+) -> Result<yolo_compress::compress::prune::SoftFilterPruning> {
+    let criterion = cfg.sfp_criterion.parse().map_err(|e| anyhow::anyhow!("--sfp-criterion: {e}"))?;
+    Ok(yolo_compress::compress::prune::SoftFilterPruning::new(arch, cfg.sfp, criterion, 8, &[])?)
 }

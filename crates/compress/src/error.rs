@@ -1,0 +1,39 @@
+//! Errors of the compression crate.
+
+use yolo_compress_model::{ArchError, WeightsError};
+
+/// Errors from pruning.
+#[derive(Debug, thiserror::Error)]
+pub enum PruneError {
+    /// The architecture is invalid.
+    #[error(transparent)]
+    Arch(#[from] ArchError),
+    /// Reading or writing a tensor failed.
+    #[error(transparent)]
+    Weights(#[from] WeightsError),
+    /// The channel description of a block disagrees with the model.
+    #[error("channel graph: {0}")]
+    Graph(String),
+    /// A plan does not fit its graph.
+    #[error("pruning plan: {0}")]
+    Plan(String),
+    /// The model's tensors do not match the graph (e.g. a fused model).
+    #[error("tensor {key}: {msg}")]
+    Tensor {
+        /// State-dict key.
+        key: String,
+        /// What is wrong.
+        msg: String,
+    },
+    /// A model without a resolved architecture (custom backbone) cannot be pruned this way.
+    #[error("the model has no resolved architecture; only models built from an Architecture can be pruned")]
+    NoArchitecture,
+    /// An option is out of range.
+    #[error("invalid option {name}: {msg}")]
+    Option {
+        /// The option.
+        name: &'static str,
+        /// Why.
+        msg: String,
+    },
+}

@@ -1,0 +1,278 @@
+//! One call per pruning method, shared by `ycomp prune` and the examples: score, select, cut,
+//! re-estimate BN statistics; plus the per-group sensitivity sweep.
+
+use burn::prelude::*;
+use serde::Serialize;
+use yolo_compress_data::augment::Hyp;
+use yolo_compress_data::loader::Loader;
+use yolo_compress_model::YoloModel;
+use yolo_compress_train::adaptive_bn::adaptive_bn;
+use yolo_compress_train::val::{ValConfig, validate};
+
+use super::eagleeye::{CandidateReport, EagleEyeConfig, eagleeye};
+use super::importance::{Criterion, unit_scores};
+use super::plan::{PruneGraph, PrunePlan};
+use super::select::{FlopsTarget, Scope, flops_fraction, plan_for_flops, plan_from_ratios};
+use super::surgery::{model_tensors, prune_model};
+use super::taylor::taylor_scores;
+use crate::error::PruneError;
+
+/// A pruning method (`ycomp prune --method`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Method {
+    /// One-shot, filter L1 norm.
+    L1,
+    /// One-shot, filter L2 norm.
+    L2,
+    /// One-shot, distance to the geometric median.
+    Fpgm,
+    /// One-shot, first-order Taylor on a few training batches.
+    Taylor,
+    /// Network slimming: one global threshold on BN |γ| (after `ycomp train --sparsity`).
+    Slim,
+    /// EagleEye: random per-group ratios, adaptive BN, best candidate on held-out data.
+    EagleEye,
+}
+
+impl std::str::FromStr for Method {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        Ok(match s.to_ascii_lowercase().as_str() {
+            "l1" => Method::L1,
+            "l2" => Method::L2,
+            "fpgm" => Method::Fpgm,
+            "taylor" => Method::Taylor,
+            "slim" => Method::Slim,
+            "eagleeye" => Method::EagleEye,
+            other => return Err(format!("unknown method {other} (eagleeye, l1, l2, fpgm, taylor, slim)")),
+        })
+    }
+}
+
+impl Method {
+    /// The importance criterion the method ranks units with.
+    pub fn criterion(self) -> Criterion {
+        match self {
+            Method::L1 | Method::EagleEye => Criterion::L1,
+            Method::L2 => Criterion::L2,
+            Method::Fpgm => Criterion::Fpgm,
+            Method::Taylor => Criterion::Taylor,
+            Method::Slim => Criterion::Bn,
+        }
+    }
+}
+
+/// Options of [`prune`].
+#[derive(Clone, Debug)]
+pub struct PruneConfig {
+    /// The method.
+    pub method: Method,
+    /// Fraction of the FLOPs to keep.
+    pub target: f64,
+    /// Uniform or global ranking for the one-shot methods (slim always uses one raw threshold).
+    pub scope: Scope,
+    /// One-shot methods: prune this ratio of every group instead of searching the FLOPs target
+    /// (e.g. the ratio of a `--sfp` run).
+    pub ratio: Option<f64>,
+    /// Kept counts are multiples of this (default 8).
+    pub round_to: usize,
+    /// Layers whose channels are never pruned.
+    pub never_prune: Vec<usize>,
+    /// Image size of the FLOPs count and the data.
+    pub imgsz: usize,
+    /// Training batches for adaptive BN after the cut (0 = keep the stale statistics).
+    pub bn_batches: usize,
+    /// Training batches for the Taylor criterion.
+    pub taylor_batches: usize,
+    /// Loss hyper-parameters (Taylor).
+    pub hyp: Hyp,
+    /// EagleEye's search (its `target`, `round_to`, `imgsz` and `bn_batches` are taken from here).
+    pub eagleeye: EagleEyeConfig,
+}
+
+impl Default for PruneConfig {
+    fn default() -> Self {
+        Self {
+            method: Method::EagleEye,
+            target: 0.5,
+            scope: Scope::Uniform,
+            ratio: None,
+            round_to: 8,
+            never_prune: Vec::new(),
+            imgsz: 640,
+            bn_batches: 20,
+            taylor_batches: 8,
+            hyp: Hyp::default(),
+            eagleeye: EagleEyeConfig::default(),
+        }
+    }
+}
+
+/// Data for pruning: training batches (adaptive BN, Taylor) and a held-out subset of the training
+/// set (EagleEye's candidate scores, sensitivity).
+pub struct PruneData<'a> {
+    /// Training loader.
+    pub train: &'a Loader,
+    /// Held-out evaluation loader.
+    pub eval: &'a Loader,
+}
+
+/// The result of [`prune`].
+pub struct PruneOutcome {
+    /// The smaller model (BN re-estimated when `bn_batches > 0`).
+    pub model: YoloModel,
+    /// The plan that made it.
+    pub plan: PrunePlan,
+    /// Fraction of the FLOPs it keeps.
+    pub flops_fraction: f64,
+    /// EagleEye's candidates (empty for the other methods).
+    pub candidates: Vec<CandidateReport>,
+    /// EagleEye's draws (0 for the other methods).
+    pub draws: usize,
+}
+
+/// Prunes `model` to `cfg.target` of its FLOPs with `cfg.method`.
+pub fn prune(
+    model: &YoloModel,
+    cfg: &PruneConfig,
+    data: &PruneData<'_>,
+    device: &Device,
+    on_candidate: &mut dyn FnMut(&CandidateReport),
+) -> Result<PruneOutcome, PruneError> {
+    if !(cfg.target > 0.0 && cfg.target <= 1.0) {
+        return Err(PruneError::Option { name: "target", msg: format!("{} is not in (0, 1]", cfg.target) });
+    }
+    let arch = model.arch.as_ref().ok_or(PruneError::NoArchitecture)?;
+    let pg = PruneGraph::new(arch, &cfg.never_prune)?;
+    let tensors = model_tensors(model)?;
+    let taylor = if cfg.method == Method::Taylor {
+        Some(taylor_scores(model, &pg, data.train, &cfg.hyp, cfg.imgsz, cfg.taylor_batches, device)?)
+    } else {
+        None
+    };
+    let scores = unit_scores(&pg, &tensors, cfg.method.criterion(), taylor.as_ref(), device)?;
+    if cfg.method == Method::EagleEye {
+        let ee = EagleEyeConfig {
+            target: cfg.target,
+            round_to: cfg.round_to,
+            imgsz: cfg.imgsz,
+            bn_batches: cfg.bn_batches,
+            ..cfg.eagleeye.clone()
+        };
+        let out = eagleeye(model, &pg, &scores, data.train, data.eval, &ee, 1, device, on_candidate)?;
+        let (best, model) = out.best.into_iter().next().expect("at least one candidate");
+        let plan = draw_plan(&pg, &scores, &best, cfg.round_to);
+        return Ok(PruneOutcome {
+            model,
+            plan,
+            flops_fraction: best.flops_fraction,
+            candidates: out.candidates,
+            draws: out.draws,
+        });
+    }
+    let scope = if cfg.method == Method::Slim { Scope::Raw } else { cfg.scope };
+    let t = FlopsTarget {
+        fraction: cfg.target,
+        scope,
+        round_to: cfg.round_to,
+        imgsz: cfg.imgsz,
+        layer_ratios: Default::default(),
+    };
+    let (plan, f) = match cfg.ratio {
+        Some(r) if (0.0..1.0).contains(&r) => {
+            let plan = plan_from_ratios(&pg, &scores, &vec![r; pg.groups.groups.len()], cfg.round_to);
+            let f = flops_fraction(&pg, &plan, cfg.imgsz);
+            (plan, f)
+        }
+        Some(r) => return Err(PruneError::Option { name: "ratio", msg: format!("{r} is not in [0, 1)") }),
+        None => plan_for_flops(&pg, &scores, &t)?,
+    };
+    let mut pruned = prune_model(model, &pg, &plan, device)?;
+    if cfg.bn_batches > 0 {
+        pruned = adaptive_bn(pruned, data.train, cfg.bn_batches, device)
+            .map_err(|e| PruneError::Option { name: "adaptive BN", msg: e.to_string() })?
+            .0;
+    }
+    Ok(PruneOutcome { model: pruned, plan, flops_fraction: f, candidates: Vec::new(), draws: 0 })
+}
+
+/// Rebuilds the plan of an EagleEye candidate from its ratios.
+fn draw_plan(pg: &PruneGraph, scores: &[f64], c: &CandidateReport, round_to: usize) -> PrunePlan {
+    let mut ratios = vec![0.0; pg.groups.groups.len()];
+    for (g, r) in pg.groups.prunable().zip(&c.ratios) {
+        ratios[g.id] = *r;
+    }
+    plan_from_ratios(pg, scores, &ratios, round_to)
+}
+
+/// One row of a sensitivity sweep: a group pruned alone at each ratio.
+#[derive(Clone, Debug, Serialize)]
+pub struct SensitivityRow {
+    /// Group id.
+    pub group: usize,
+    /// Its first space (`model.2.cv1`).
+    pub label: String,
+    /// Layer of that space.
+    pub layer: usize,
+    /// Units in the group.
+    pub units: usize,
+    /// mAP50-95 on the held-out data at each ratio.
+    pub map50_95: Vec<f64>,
+    /// Fraction of the FLOPs kept at each ratio.
+    pub flops_fraction: Vec<f64>,
+}
+
+/// A sensitivity sweep: which groups hurt most when pruned alone.
+#[derive(Clone, Debug, Serialize)]
+pub struct SensitivityReport {
+    /// Ratios swept.
+    pub ratios: Vec<f64>,
+    /// mAP50-95 of the unpruned model on the same data.
+    pub baseline: f64,
+    /// One row per prunable group.
+    pub rows: Vec<SensitivityRow>,
+}
+
+/// Prunes each prunable group alone (L1 ranking) at each ratio, re-estimates BN statistics
+/// (`bn_batches`), and measures mAP50-95 on `data.eval`.
+pub fn sensitivity(
+    model: &YoloModel,
+    ratios: &[f64],
+    cfg: &PruneConfig,
+    data: &PruneData<'_>,
+    device: &Device,
+    on_row: &mut dyn FnMut(&SensitivityRow),
+) -> Result<SensitivityReport, PruneError> {
+    let arch = model.arch.as_ref().ok_or(PruneError::NoArchitecture)?;
+    let pg = PruneGraph::new(arch, &cfg.never_prune)?;
+    let scores = unit_scores(&pg, &model_tensors(model)?, Criterion::L1, None, device)?;
+    let err = |e: yolo_compress_train::TrainError| PruneError::Option { name: "evaluation", msg: e.to_string() };
+    let val_cfg = ValConfig::default();
+    let baseline = validate(model, data.eval, &val_cfg, None).map_err(err)?.metrics.map50_95;
+    let mut rows = Vec::new();
+    for g in pg.groups.prunable() {
+        let mut row = SensitivityRow {
+            group: g.id,
+            label: g.label.clone(),
+            layer: g.layer,
+            units: g.units.len(),
+            map50_95: Vec::new(),
+            flops_fraction: Vec::new(),
+        };
+        for &r in ratios {
+            let mut rs = vec![0.0; pg.groups.groups.len()];
+            rs[g.id] = r;
+            let plan = plan_from_ratios(&pg, &scores, &rs, cfg.round_to);
+            let mut pruned = prune_model(model, &pg, &plan, device)?;
+            if cfg.bn_batches > 0 {
+                pruned = adaptive_bn(pruned, data.train, cfg.bn_batches, device).map_err(err)?.0;
+            }
+            row.map50_95.push(validate(&pruned, data.eval, &val_cfg, None).map_err(err)?.metrics.map50_95);
+            row.flops_fraction.push(flops_fraction(&pg, &plan, cfg.imgsz));
+        }
+        on_row(&row);
+        rows.push(row);
+    }
+    Ok(SensitivityReport { ratios: ratios.to_vec(), baseline, rows })
+}

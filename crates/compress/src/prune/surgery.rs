@@ -1,0 +1,217 @@
+//! Channel surgery: slice every tensor of a model as a [`PrunePlan`] says and load the slices into a
+//! freshly built model of the resized architecture. Also masking (zeroing instead of removing), the
+//! reference the surgery is tested against and the mechanism of soft filter pruning.
+
+use std::collections::HashMap;
+
+use burn::prelude::*;
+use yolo_compress_model::WeightsError;
+use yolo_compress_model::YoloModel;
+use yolo_compress_model::state::{Collector, NamedTensors, Slot, TensorVisitor};
+
+use super::graph::Role;
+use super::plan::{PruneGraph, PrunePlan};
+use crate::error::PruneError;
+
+/// Keeps the entries `idx` of dimension `dim` of a row-major tensor.
+pub fn select_dim(values: &[f32], shape: &[usize], dim: usize, idx: &[usize]) -> (Vec<f32>, Vec<usize>) {
+    let outer: usize = shape[..dim].iter().product();
+    let inner: usize = shape[dim + 1..].iter().product();
+    let n = shape[dim];
+    let mut out = Vec::with_capacity(outer * idx.len() * inner);
+    for o in 0..outer {
+        for &i in idx {
+            let start = (o * n + i) * inner;
+            out.extend_from_slice(&values[start..start + inner]);
+        }
+    }
+    let mut new_shape = shape.to_vec();
+    new_shape[dim] = idx.len();
+    (out, new_shape)
+}
+
+/// Zeroes the entries `idx` of dimension `dim` of a row-major tensor.
+pub fn zero_dim(values: &mut [f32], shape: &[usize], dim: usize, idx: &[usize]) {
+    let outer: usize = shape[..dim].iter().product();
+    let inner: usize = shape[dim + 1..].iter().product();
+    let n = shape[dim];
+    for o in 0..outer {
+        for &i in idx {
+            let start = (o * n + i) * inner;
+            values[start..start + inner].fill(0.0);
+        }
+    }
+}
+
+/// Named tensors: state-dict key → `(shape, row-major values)`.
+pub type Tensors = HashMap<String, (Vec<usize>, Vec<f32>)>;
+
+/// Every tensor of a model by key.
+pub fn model_tensors(model: &YoloModel) -> Result<Tensors, PruneError> {
+    let mut col = Collector::default();
+    model.clone().visit_tensors("model", &mut col)?;
+    Ok(col.tensors.into_iter().map(|(k, s, v)| (k, (s, v))).collect())
+}
+
+fn check_model(
+    model: &YoloModel,
+    pg: &PruneGraph,
+    tensors: &HashMap<String, (Vec<usize>, Vec<f32>)>,
+) -> Result<(), PruneError> {
+    match &model.arch {
+        None => return Err(PruneError::NoArchitecture),
+        Some(a) if a.layers != pg.arch.layers => {
+            return Err(PruneError::Graph("the model's architecture is not the one the graph was built from".into()));
+        }
+        _ => {}
+    }
+    for u in pg.graph.uses() {
+        let (shape, _) = tensors.get(&u.key).ok_or_else(|| PruneError::Tensor {
+            key: u.key.clone(),
+            msg: "not in the model (fused models cannot be pruned: prune before fusing)".into(),
+        })?;
+        let w = pg.graph.width(&u.channels);
+        if shape.get(u.dim) != Some(&w) {
+            return Err(PruneError::Tensor {
+                key: u.key.clone(),
+                msg: format!("shape {shape:?}, but the graph says dim {} has {w} channels", u.dim),
+            });
+        }
+    }
+    Ok(())
+}
+
+struct Setter<'a> {
+    tensors: Tensors,
+    device: &'a Device,
+}
+
+impl TensorVisitor for Setter<'_> {
+    fn visit(&mut self, key: &str, mut slot: Slot<'_>) -> Result<(), WeightsError> {
+        let path = std::path::PathBuf::from("<pruned tensors>");
+        let (shape, values) = self.tensors.remove(key).ok_or_else(|| WeightsError::Missing {
+            path: path.clone(),
+            key: key.to_string(),
+            expected: slot.shape(),
+        })?;
+        if slot.shape() != shape {
+            return Err(WeightsError::Shape { path, key: key.to_string(), expected: slot.shape(), found: shape });
+        }
+        slot.set(values, self.device);
+        Ok(())
+    }
+}
+
+/// An independent copy of a model (fresh storage for every tensor, BN running statistics included:
+/// Burn's `RunningState` is shared between clones, so a training-mode forward on a clone would
+/// change the original's statistics).
+pub fn deep_copy(model: &YoloModel, device: &Device) -> Result<YoloModel, PruneError> {
+    let arch = model.arch.as_ref().ok_or(PruneError::NoArchitecture)?;
+    let mut copy = arch.build(device)?;
+    copy.visit_tensors("model", &mut Setter { tensors: model_tensors(model)?, device })?;
+    Ok(copy)
+}
+
+/// Removes the channels the plan drops: returns a new, smaller model of
+/// [`PruneGraph::resized_arch`] holding the kept slices of every weight and BN statistic (anchors,
+/// class names and untouched tensors carried over). The model must be unfused and built from the
+/// graph's architecture.
+pub fn prune_model(
+    model: &YoloModel,
+    pg: &PruneGraph,
+    plan: &PrunePlan,
+    device: &Device,
+) -> Result<YoloModel, PruneError> {
+    pg.check(plan)?;
+    let mut tensors = model_tensors(model)?;
+    check_model(model, pg, &tensors)?;
+    for u in pg.graph.uses() {
+        let idx = pg.kept_positions(&u.channels, plan);
+        let (shape, values) = tensors.get_mut(&u.key).expect("checked");
+        if idx.len() != shape[u.dim] {
+            let (v, s) = select_dim(values, shape, u.dim, &idx);
+            *values = v;
+            *shape = s;
+        }
+    }
+    let arch = pg.resized_arch(plan);
+    let mut pruned = arch.build(device)?;
+    let mut setter = Setter { tensors, device };
+    pruned.visit_tensors("model", &mut setter)?;
+    if let Some(k) = setter.tensors.keys().next() {
+        return Err(PruneError::Tensor { key: k.clone(), msg: "has no place in the pruned model".into() });
+    }
+    Ok(pruned)
+}
+
+/// Zeroes, in place of removing, the slices of the removed units in the tensor dimensions whose
+/// role is in `roles`: [`Role::Input`] masks the consumers (the reference the surgery must equal);
+/// filters, biases and BN γ/β zero the producers (soft filter pruning).
+pub fn mask_model(
+    model: YoloModel,
+    pg: &PruneGraph,
+    plan: &PrunePlan,
+    roles: &[Role],
+    device: &Device,
+) -> Result<YoloModel, PruneError> {
+    pg.check(plan)?;
+    let mut by_key: HashMap<&str, Vec<(usize, Vec<usize>)>> = HashMap::new();
+    for u in pg.graph.uses().iter().filter(|u| roles.contains(&u.role)) {
+        let removed: Vec<usize> = pg
+            .graph
+            .flat(&u.channels)
+            .into_iter()
+            .enumerate()
+            .filter(|&(_, x)| !plan.keep[pg.groups.unit[x]])
+            .map(|(p, _)| p)
+            .collect();
+        if !removed.is_empty() {
+            by_key.entry(u.key.as_str()).or_default().push((u.dim, removed));
+        }
+    }
+    struct Masker<'a> {
+        by_key: HashMap<&'a str, Vec<(usize, Vec<usize>)>>,
+        device: &'a Device,
+    }
+    impl TensorVisitor for Masker<'_> {
+        fn visit(&mut self, key: &str, mut slot: Slot<'_>) -> Result<(), WeightsError> {
+            if let Some(dims) = self.by_key.remove(key) {
+                let shape = slot.shape();
+                let mut values = slot.to_vec();
+                for (dim, idx) in dims {
+                    zero_dim(&mut values, &shape, dim, &idx);
+                }
+                slot.set(values, self.device);
+            }
+            Ok(())
+        }
+    }
+    let mut model = model;
+    let mut m = Masker { by_key, device };
+    model.visit_tensors("model", &mut m)?;
+    if let Some(k) = m.by_key.keys().next() {
+        return Err(PruneError::Tensor { key: k.to_string(), msg: "not in the model".into() });
+    }
+    Ok(model)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn select_and_zero_along_a_middle_dim() {
+        // shape [2, 3, 2]: value = 100 o + 10 i + j
+        let shape = [2, 3, 2];
+        let v: Vec<f32> =
+            (0..2).flat_map(|o| (0..3).flat_map(move |i| (0..2).map(move |j| (100 * o + 10 * i + j) as f32))).collect();
+        let (s, ns) = select_dim(&v, &shape, 1, &[0, 2]);
+        assert_eq!(ns, vec![2, 2, 2]);
+        assert_eq!(s, vec![0., 1., 20., 21., 100., 101., 120., 121.]);
+        let mut z = v.clone();
+        zero_dim(&mut z, &shape, 1, &[1]);
+        assert_eq!(z[2..4], [0., 0.]);
+        assert_eq!(z[8..10], [0., 0.]);
+        assert_eq!(z[4], 20.0);
+    }
+}

@@ -1,0 +1,23 @@
+//! Helpers shared by the CLI tests: run the `ycomp` binary built for this test run.
+
+#![allow(dead_code)]
+
+use std::process::{Command, Output};
+
+/// Runs `ycomp` with `args`.
+pub fn ycomp(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_ycomp")).args(args).output().expect("ycomp runs")
+}
+
+/// Runs `ycomp` and asserts success (printing its stderr otherwise).
+pub fn ok(args: &[&str]) -> Output {
+    let out = ycomp(args);
+    assert!(out.status.success(), "ycomp {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    out
+}
+
+/// Runs `ycomp`, asserts success and parses its stdout as JSON.
+pub fn ok_json(args: &[&str]) -> serde_json::Value {
+    let out = ok(args);
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)))
+}
