@@ -126,9 +126,12 @@ fn main() -> Result<()> {
     let tdata = TrainData::from_datasets(train_ds, Some(val_ds));
     let val_map =
         |m: &YoloModel| -> Result<f64> { Ok(validate(m, &val_loader, &ValConfig::default(), None)?.metrics.map50_95) };
-    let hyp = yolo_compress::data::augment::Hyp { lr0: 0.001, warmup_epochs: 1.0, ..Default::default() };
+    // From scratch: the quickstart's recipe. Fine-tuning: the same, without the warmup's high bias
+    // learning rate (0.1), which would wreck trained weights.
+    let scratch_hyp = yolo_compress::data::augment::Hyp { lr0: 0.001, warmup_epochs: 1.0, ..Default::default() };
+    let ft_hyp = yolo_compress::data::augment::Hyp { warmup_bias_lr: 0.001, ..scratch_hyp.clone() };
     let ft_cfg = |name: String, epochs: usize| TrainConfig {
-        hyp: hyp.clone(),
+        hyp: if name == "scratch" { scratch_hyp.clone() } else { ft_hyp.clone() },
         optimizer: yolo_compress::train::optim::OptimizerKind::Adam,
         nbs: o.batch,
         epochs,

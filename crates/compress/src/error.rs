@@ -26,7 +26,9 @@ pub enum PruneError {
         msg: String,
     },
     /// A model without a resolved architecture (custom backbone) cannot be pruned this way.
-    #[error("the model has no resolved architecture; only models built from an Architecture can be pruned")]
+    #[error(
+        "the model has no resolved architecture: this function needs a model built from an Architecture (custom backbones: use DetectorGraph and prune_detector)"
+    )]
     NoArchitecture,
     /// An option is out of range.
     #[error("invalid option {name}: {msg}")]

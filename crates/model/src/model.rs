@@ -6,7 +6,7 @@
 
 use burn::prelude::*;
 
-use crate::arch::{Architecture, BlockSpec};
+use crate::arch::{Architecture, BlockSpec, LayerSpec};
 use crate::error::{ArchError, WeightsError};
 use crate::head::{Detect, DetectConfig, RawOutputs};
 use crate::layer::Layer;
@@ -96,9 +96,34 @@ pub struct GraphBackbone {
     /// Last layer index reading each layer (for freeing memory).
     #[module(skip)]
     pub last_use: Vec<usize>,
+    /// The layers' specs (their `from` indices in the model's numbering), which describe the
+    /// backbone's channels for pruning.
+    #[module(skip)]
+    pub specs: Vec<LayerSpec>,
+    /// Channels of the input image.
+    #[module(skip)]
+    pub input_channels: usize,
 }
 
 impl GraphBackbone {
+    /// Builds the backbone made of `specs` (layers `0..specs.len()`; only the first may read the
+    /// image, as `from: -1`) returning the outputs of the layers `taps`.
+    pub fn from_specs(specs: Vec<LayerSpec>, input_channels: usize, taps: Vec<usize>, device: &Device) -> Self {
+        let sources = layer_sources(&specs, 0);
+        let layers = specs
+            .iter()
+            .map(|l| Layer::from_spec(&l.block, device).expect("Detect is never a backbone layer"))
+            .collect();
+        GraphBackbone {
+            last_use: last_uses(&sources, 0, specs.len()),
+            shapes: specs.iter().map(|l| (l.out_channels, l.stride)).collect(),
+            graph: Graph { layers, offset: 0, sources },
+            taps,
+            specs,
+            input_channels,
+        }
+    }
+
     /// Runs the graph and returns every layer's output (for debugging and per-layer parity tests).
     pub fn forward_all(&self, x: Tensor<4>) -> Vec<Tensor<4>> {
         let mut table = vec![None; self.graph.layers.len()];
@@ -183,6 +208,10 @@ pub struct Detector<B: Backbone> {
     /// The resolved architecture, for models built from one (needed to save native checkpoints).
     #[module(skip)]
     pub arch: Option<Architecture>,
+    /// The neck's layer specs, Detect last, as given to [`Detector::new`] (or the architecture's
+    /// rows after the backbone): their `from` indices use the numbering of `taps` and `neck`.
+    #[module(skip)]
+    pub neck_specs: Vec<LayerSpec>,
 }
 
 /// A YOLOv5 built from an [`Architecture`].
@@ -207,23 +236,26 @@ fn last_uses(sources: &[Vec<Option<usize>>], offset: usize, n: usize) -> Vec<usi
     last
 }
 
+/// Absolute source indices of layers `offset..offset + layers.len()`; `None` is the image (`-1` of
+/// layer 0).
+fn layer_sources(layers: &[LayerSpec], offset: usize) -> Vec<Vec<Option<usize>>> {
+    layers
+        .iter()
+        .enumerate()
+        .map(|(j, l)| {
+            let i = offset + j;
+            l.from.iter().map(|&f| if i == 0 && f == -1 { None } else { Some(Architecture::source(i, f)) }).collect()
+        })
+        .collect()
+}
+
 impl Architecture {
     /// Builds a randomly initialised model (PyTorch default init, ultralytics Detect bias prior).
     pub fn build(&self, device: &Device) -> Result<YoloModel, ArchError> {
         self.validate()?;
         let n = self.layers.len();
         let nb = self.backbone_len.min(n - 1);
-        let sources: Vec<Vec<Option<usize>>> = self
-            .layers
-            .iter()
-            .enumerate()
-            .map(|(i, l)| {
-                l.from
-                    .iter()
-                    .map(|&f| if i == 0 && f == -1 { None } else { Some(Architecture::source(i, f)) })
-                    .collect()
-            })
-            .collect();
+        let sources = layer_sources(&self.layers, 0);
         if sources[nb..].iter().flatten().any(Option::is_none) {
             return Err(ArchError::Invalid("only the first layer may read the image".into()));
         }
@@ -231,39 +263,81 @@ impl Architecture {
         let mut taps: Vec<usize> = sources[nb..].iter().flatten().flatten().copied().filter(|&s| s < nb).collect();
         taps.sort_unstable();
         taps.dedup();
-        let build_layers = |range: std::ops::Range<usize>| -> Vec<Layer> {
-            range.map(|i| Layer::from_spec(&self.layers[i].block, device).expect("non-Detect layer")).collect()
-        };
-        let bb_sources = sources[..nb].to_vec();
-        let backbone = GraphBackbone {
-            last_use: last_uses(&bb_sources, 0, nb),
-            graph: Graph { layers: build_layers(0..nb), offset: 0, sources: bb_sources },
-            taps: taps.clone(),
-            shapes: shapes[..nb].to_vec(),
-        };
-        let neck_sources = sources[nb..n - 1].to_vec();
-        let neck = Graph { layers: build_layers(nb..n - 1), offset: nb, sources: neck_sources.clone() };
-        let detect_from: Vec<usize> = sources[n - 1].iter().flatten().copied().collect();
-        let mut last_use = last_uses(&neck_sources, nb, n);
-        for &d in &detect_from {
-            last_use[d] = usize::MAX;
-        }
-        let BlockSpec::Detect { nc, anchors, strides, ch } = &self.layers[n - 1].block else {
-            return Err(ArchError::Invalid("the last layer must be Detect".into()));
-        };
-        let detect = DetectConfig::new(*nc, anchors.clone(), strides.clone(), ch.clone()).init(device);
-        Ok(Detector {
+        let backbone = GraphBackbone::from_specs(self.layers[..nb].to_vec(), self.input_channels, taps.clone(), device);
+        assemble(
             backbone,
-            neck,
-            detect,
+            shapes[..nb].to_vec(),
             taps,
-            detect_from,
-            shapes,
-            last_use,
-            names: self.names.clone(),
-            arch: Some(self.clone()),
-        })
+            &self.layers[nb..],
+            self.names.clone(),
+            Some(self.clone()),
+            device,
+        )
     }
+}
+
+/// A detector on `backbone`: `shapes` are the `(channels, stride)` of indices `0..shapes.len()`
+/// (the backbone's numbering; `taps` the indices of its features), `neck` the neck rows numbered
+/// from `shapes.len()`, Detect last.
+fn assemble<B: Backbone>(
+    backbone: B,
+    mut shapes: Vec<(usize, usize)>,
+    taps: Vec<usize>,
+    neck: &[LayerSpec],
+    names: Vec<String>,
+    arch: Option<Architecture>,
+    device: &Device,
+) -> Result<Detector<B>, ArchError> {
+    let k = shapes.len();
+    let n = k + neck.len();
+    let mut sources = Vec::new();
+    for (j, l) in neck.iter().enumerate() {
+        let i = k + j;
+        let srcs: Vec<usize> = l.from.iter().map(|&f| Architecture::source(i, f)).collect();
+        if srcs.iter().any(|&s| s >= i) {
+            return Err(ArchError::Invalid(format!("neck layer {i} reads a later layer")));
+        }
+        sources.push(srcs);
+        shapes.push((l.out_channels, l.stride));
+    }
+    let (last, body) = neck.split_last().ok_or_else(|| ArchError::Invalid("empty neck".into()))?;
+    let BlockSpec::Detect { nc, anchors, strides, ch } = &last.block else {
+        return Err(ArchError::Invalid("the last neck spec must be Detect".into()));
+    };
+    let layers = body
+        .iter()
+        .map(|l| Layer::from_spec(&l.block, device).ok_or_else(|| ArchError::Invalid("Detect inside the neck".into())))
+        .collect::<Result<Vec<_>, _>>()?;
+    let neck_sources: Vec<Vec<Option<usize>>> =
+        sources[..body.len()].iter().map(|s| s.iter().map(|&x| Some(x)).collect()).collect();
+    let detect_from = sources[body.len()].clone();
+    for (&d, &c) in detect_from.iter().zip(ch) {
+        if shapes[d].0 != c {
+            return Err(ArchError::Invalid(format!(
+                "Detect expects {c} channels from layer {d}, which has {}",
+                shapes[d].0
+            )));
+        }
+    }
+    let mut last_use = last_uses(&neck_sources, k, n);
+    for &d in &detect_from {
+        last_use[d] = usize::MAX;
+    }
+    if names.len() != *nc {
+        return Err(ArchError::Invalid(format!("{} names for {nc} classes", names.len())));
+    }
+    Ok(Detector {
+        backbone,
+        neck: Graph { layers, offset: k, sources: neck_sources },
+        detect: DetectConfig::new(*nc, anchors.clone(), strides.clone(), ch.clone()).init(device),
+        taps,
+        detect_from,
+        shapes,
+        last_use,
+        names,
+        arch,
+        neck_specs: neck.to_vec(),
+    })
 }
 
 impl<B: Backbone> Detector<B> {
@@ -385,64 +459,29 @@ impl<B: Backbone> Detector<B> {
     /// Numbering: backbone feature `j` is layer `j`; `neck[k]` is layer `features.len() + k` and its
     /// `from` indices refer to that numbering; the last spec must be Detect. Returns an error if the
     /// neck's channels do not match the backbone's features.
-    pub fn new(
-        backbone: B,
-        neck: &[crate::arch::LayerSpec],
-        names: Vec<String>,
+    pub fn new(backbone: B, neck: &[LayerSpec], names: Vec<String>, device: &Device) -> Result<Self, ArchError> {
+        let shapes = backbone.features().iter().map(|f| (f.channels, f.stride)).collect::<Vec<_>>();
+        let taps = (0..shapes.len()).collect();
+        assemble(backbone, shapes, taps, neck, names, None, device)
+    }
+
+    /// This detector's layout (feature indices, neck numbering, class names) on another backbone and
+    /// neck: `neck` holds the rows of [`Detector::neck_specs`] at other widths (e.g. pruned), Detect
+    /// last. Weights are freshly initialised and `arch` is `None`.
+    pub fn with_parts<C: Backbone>(
+        &self,
+        backbone: C,
+        neck: &[LayerSpec],
         device: &Device,
-    ) -> Result<Self, ArchError> {
+    ) -> Result<Detector<C>, ArchError> {
+        let mut shapes = self.shapes[..self.neck.offset].to_vec();
         let feats = backbone.features();
-        let k = feats.len();
-        let n = k + neck.len();
-        let mut shapes: Vec<(usize, usize)> = feats.iter().map(|f| (f.channels, f.stride)).collect();
-        let mut sources = Vec::new();
-        for (j, l) in neck.iter().enumerate() {
-            let i = k + j;
-            let srcs: Vec<usize> = l.from.iter().map(|&f| Architecture::source(i, f)).collect();
-            if srcs.iter().any(|&s| s >= i) {
-                return Err(ArchError::Invalid(format!("neck layer {i} reads a later layer")));
-            }
-            sources.push(srcs);
-            shapes.push((l.out_channels, l.stride));
+        if feats.len() != self.taps.len() {
+            return Err(ArchError::Invalid(format!("{} backbone features for {} taps", feats.len(), self.taps.len())));
         }
-        let (last, body) = neck.split_last().ok_or_else(|| ArchError::Invalid("empty neck".into()))?;
-        let BlockSpec::Detect { nc, anchors, strides, ch } = &last.block else {
-            return Err(ArchError::Invalid("the last neck spec must be Detect".into()));
-        };
-        let layers = body
-            .iter()
-            .map(|l| {
-                Layer::from_spec(&l.block, device).ok_or_else(|| ArchError::Invalid("Detect inside the neck".into()))
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        let neck_sources: Vec<Vec<Option<usize>>> =
-            sources[..body.len()].iter().map(|s| s.iter().map(|&x| Some(x)).collect()).collect();
-        let detect_from = sources[body.len()].clone();
-        for (&d, &c) in detect_from.iter().zip(ch) {
-            if shapes[d].0 != c {
-                return Err(ArchError::Invalid(format!(
-                    "Detect expects {c} channels from layer {d}, which has {}",
-                    shapes[d].0
-                )));
-            }
+        for (&t, f) in self.taps.iter().zip(feats) {
+            shapes[t] = (f.channels, f.stride);
         }
-        let mut last_use = last_uses(&neck_sources, k, n);
-        for &d in &detect_from {
-            last_use[d] = usize::MAX;
-        }
-        if names.len() != *nc {
-            return Err(ArchError::Invalid(format!("{} names for {nc} classes", names.len())));
-        }
-        Ok(Detector {
-            backbone,
-            neck: Graph { layers, offset: k, sources: neck_sources },
-            detect: DetectConfig::new(*nc, anchors.clone(), strides.clone(), ch.clone()).init(device),
-            taps: (0..k).collect(),
-            detect_from,
-            shapes,
-            last_use,
-            names,
-            arch: None,
-        })
+        assemble(backbone, shapes, self.taps.clone(), neck, self.names.clone(), None, device)
     }
 }

@@ -1,11 +1,12 @@
 //! A user-defined backbone plugs into the YOLOv5 neck and head: forward shapes, weights round trip
-//! through state-dict keys, fusing, and FLOP accounting.
+//! through state-dict keys, fusing, FLOP accounting, and pruning.
 
 #[path = "../../../examples/custom_backbone.rs"]
 mod example;
 
 use burn::prelude::*;
-use example::tiny_detector;
+use example::{prune_half, tiny_detector};
+use yolo_compress::compress::prune::{Role, mask_detector};
 use yolo_compress::model::state::{Collector, NamedTensors};
 use yolo_compress::model::weights::{StateDict, apply_state_dict};
 use yolo_compress::prelude::{Backbone, ModelInfo};
@@ -57,4 +58,25 @@ fn custom_backbone_flops_add_up() {
         + conv(64.0, 128.0, 10.0);
     assert!((m.backbone.macs(320, 320) - bb).abs() < 1.0);
     assert!(info.macs > bb && info.params > 0);
+}
+
+/// The example's backbone is prunable: the pruned detector computes what the original does with the
+/// removed channels masked where they are consumed, with fewer parameters and FLOPs.
+#[test]
+fn custom_backbone_prunes() {
+    let device = Device::flex();
+    let model = tiny_detector(3, &device);
+    let (pruned, graph, plan) = prune_half(&model, &device);
+    assert!(graph.groups.prunable().count() >= 10);
+    let (before, after) = (ModelInfo::of(&model, 320), ModelInfo::of(&pruned, 320));
+    assert!(after.params < before.params * 2 / 3 && after.macs < before.macs * 2.0 / 3.0, "{before:?} → {after:?}");
+    assert_eq!(pruned.backbone.features()[2].channels, 64, "down5 keeps half of its 128 channels");
+    let masked = mask_detector(model, &graph, &plan, &[Role::Input], &device).unwrap();
+    let x = Tensor::<4>::random([1, 3, 64, 96], burn::tensor::Distribution::Default, &device);
+    let (a, b) = (pruned.forward_raw(x.clone()), masked.forward_raw(x));
+    for (a, b) in a.into_iter().zip(b) {
+        let (a, b) = (values(a), values(b));
+        let max = a.iter().zip(&b).map(|(p, q)| (p - q).abs() / (1.0 + q.abs())).fold(0.0, f32::max);
+        assert!(max < 2e-4, "pruned vs masked differ by {max}");
+    }
 }

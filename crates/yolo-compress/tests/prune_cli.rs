@@ -198,3 +198,24 @@ fn every_one_shot_method_meets_the_target() {
         assert_eq!(m.num_params() as u64, v["params_after"].as_u64().unwrap(), "{method}");
     }
 }
+
+/// `--ratio` with `--layer-ratios`: one layer kept whole, the others cut by the given ratio.
+#[test]
+fn layer_ratios_override_the_shared_ratio() {
+    use yolo_compress::model::BlockSpec;
+    let dir = tempfile::tempdir().unwrap();
+    let (data, ck) = setup(dir.path());
+    let out = dir.path().join("lr.safetensors");
+    let mut args = vec!["prune", "--weights", &ck, "--data", &data, "--out", out.to_str().unwrap(), "--quiet"];
+    args.extend("--method l1 --ratio 0.5 --layer-ratios 4=0 --bn-batches 0 --noval --imgsz 64".split_whitespace());
+    ok(&args);
+    let (_, info) = load_checkpoint(&out, &Device::flex()).unwrap();
+    let hidden1 = |i: usize| match &info.arch.layers[i].block {
+        BlockSpec::C3 { hidden1, .. } => *hidden1,
+        other => panic!("layer {i} is {other:?}"),
+    };
+    assert_eq!(hidden1(4), 32, "layer 4's C3 chain (32 wide in yolov5n) is kept whole");
+    assert_eq!(hidden1(6), 32, "layer 6's C3 chain: 64 → 32");
+    let bad = ycomp(&["prune", "--weights", &ck, "--data", &data, "--layer-ratios", "4:0.5"]);
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("expected LAYER=RATIO"));
+}

@@ -2,7 +2,7 @@
 //! widths. Implemented for every built-in block ([`BlockSpec`]); a user block implements the same
 //! two methods to become prunable.
 
-use yolo_compress_model::BlockSpec;
+use yolo_compress_model::{Architecture, BlockSpec, LayerSpec};
 
 use super::graph::{ChannelGraph, Channels, Role};
 
@@ -26,6 +26,86 @@ pub fn key(prefix: &str, name: &str) -> String {
         (_, true) => prefix.to_string(),
         (true, false) => name.to_string(),
         (false, false) => format!("{prefix}.{name}"),
+    }
+}
+
+/// `width` seen from under `name`: `under(width, "down4")("cv1") == width("down4.cv1")`. Hands a
+/// backbone's label widths to one of its blocks' [`ChannelDeps::resized`].
+pub fn under<'a>(width: &'a dyn Fn(&str) -> usize, name: &'a str) -> impl Fn(&str) -> usize + 'a {
+    move |n: &str| width(&key(name, n))
+}
+
+/// Describes a run of layers written as [`LayerSpec`]s (YAML rows, as in an [`Architecture`]):
+/// `layers[j]` is layer `table.len() + j`, its tensors and spaces under `prefix.<layer>`, its `from`
+/// indices read `table` (the channels of every earlier layer; `-1` of layer 0 is `image`). Pushes
+/// each layer's output onto `table` and returns each layer's inputs.
+pub fn layers_channels(
+    g: &mut ChannelGraph,
+    prefix: &str,
+    layers: &[LayerSpec],
+    image: &Channels,
+    table: &mut Vec<Channels>,
+) -> Vec<Vec<Channels>> {
+    let mut inputs = Vec::with_capacity(layers.len());
+    for l in layers {
+        let i = table.len();
+        g.set_layer(i);
+        let ins: Vec<Channels> = l
+            .from
+            .iter()
+            .map(|&f| if i == 0 && f == -1 { image.clone() } else { table[Architecture::source(i, f)].clone() })
+            .collect();
+        let out = l.block.channels(g, &key(prefix, &i.to_string()), &ins);
+        inputs.push(ins);
+        table.push(out);
+    }
+    inputs
+}
+
+/// The layers of [`layers_channels`] at pruned widths: `widths` holds the pruned width of every
+/// earlier layer (each layer's is pushed), `image` the image's, and `width(label)` the pruned width
+/// of the space labelled `label` (`prefix.<layer>.<name>`). Detect keeps its output width.
+pub fn resized_layers(
+    prefix: &str,
+    layers: &[LayerSpec],
+    image: usize,
+    widths: &mut Vec<usize>,
+    width: &dyn Fn(&str) -> usize,
+) -> Vec<LayerSpec> {
+    let mut out = Vec::with_capacity(layers.len());
+    for l in layers {
+        let i = widths.len();
+        let ins: Vec<usize> = l
+            .from
+            .iter()
+            .map(|&f| if i == 0 && f == -1 { image } else { widths[Architecture::source(i, f)] })
+            .collect();
+        let block = l.block.resized(&ins, &under(width, &key(prefix, &i.to_string())));
+        let out_channels = match &block {
+            BlockSpec::Detect { .. } => l.out_channels,
+            b => output_width(b, &ins),
+        };
+        widths.push(out_channels);
+        out.push(LayerSpec { block, out_channels, ..l.clone() });
+    }
+    out
+}
+
+/// Output channels of a block given its input widths (0 for Detect).
+fn output_width(block: &BlockSpec, inputs: &[usize]) -> usize {
+    match block {
+        BlockSpec::Conv { c2, .. }
+        | BlockSpec::Focus { c2, .. }
+        | BlockSpec::Bottleneck { c2, .. }
+        | BlockSpec::C3 { c2, .. }
+        | BlockSpec::Spp { c2, .. }
+        | BlockSpec::Sppf { c2, .. }
+        | BlockSpec::GhostConv { c2, .. }
+        | BlockSpec::GhostBottleneck { c2, .. }
+        | BlockSpec::GhostNetBottleneck { c2, .. } => *c2,
+        BlockSpec::Upsample { .. } => inputs.first().copied().unwrap_or(0),
+        BlockSpec::Concat => inputs.iter().sum(),
+        BlockSpec::Detect { .. } => 0,
     }
 }
 

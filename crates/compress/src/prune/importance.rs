@@ -14,7 +14,7 @@ use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::graph::Role;
-use super::plan::PruneGraph;
+use super::plan::PlanGraph;
 use crate::error::PruneError;
 
 pub use super::surgery::Tensors;
@@ -52,20 +52,20 @@ impl std::str::FromStr for Criterion {
 /// Calls `f(unit, slice)` for every position of every use with one of `roles`, where `slice` is
 /// the unit's entries of that tensor along the use's dimension.
 fn for_each_slice(
-    pg: &PruneGraph,
+    pg: &impl PlanGraph,
     tensors: &Tensors,
     roles: &[Role],
     mut f: impl FnMut(usize, &mut dyn Iterator<Item = f32>),
 ) -> Result<(), PruneError> {
-    for u in pg.graph.uses().iter().filter(|u| roles.contains(&u.role)) {
+    for u in pg.channel_graph().uses().iter().filter(|u| roles.contains(&u.role)) {
         let (shape, values) = tensors
             .get(&u.key)
             .ok_or_else(|| PruneError::Tensor { key: u.key.clone(), msg: "not in the model".into() })?;
         let outer: usize = shape[..u.dim].iter().product();
         let inner: usize = shape[u.dim + 1..].iter().product();
         let n = shape[u.dim];
-        for (p, x) in pg.graph.flat(&u.channels).into_iter().enumerate() {
-            let unit = pg.groups.unit[x];
+        for (p, x) in pg.channel_graph().flat(&u.channels).into_iter().enumerate() {
+            let unit = pg.unit_groups().unit[x];
             let mut it = (0..outer).flat_map(|o| {
                 let start = (o * n + p) * inner;
                 values[start..start + inner].iter().copied()
@@ -79,13 +79,13 @@ fn for_each_slice(
 /// Scores every unit (higher = more important). Fixed units get scores too; selection ignores them.
 /// `Taylor` needs `taylor`; `Fpgm` computes its Gram matrices on `device`.
 pub fn unit_scores(
-    pg: &PruneGraph,
+    pg: &impl PlanGraph,
     tensors: &Tensors,
     criterion: Criterion,
     taylor: Option<&TaylorAccumulator>,
     device: &Device,
 ) -> Result<Vec<f64>, PruneError> {
-    let n = pg.groups.num_units();
+    let n = pg.unit_groups().num_units();
     let mut s = vec![0.0f64; n];
     match criterion {
         Criterion::L1 => {
@@ -126,11 +126,11 @@ pub fn unit_scores(
 
 /// FPGM scores: per group, each unit's filter vector is the concatenation of all its filter
 /// slices; the score is the sum of Euclidean distances to the group's other units.
-fn fpgm(pg: &PruneGraph, tensors: &Tensors, device: &Device) -> Result<Vec<f64>, PruneError> {
-    let mut vecs: Vec<Vec<f32>> = vec![Vec::new(); pg.groups.num_units()];
+fn fpgm(pg: &impl PlanGraph, tensors: &Tensors, device: &Device) -> Result<Vec<f64>, PruneError> {
+    let mut vecs: Vec<Vec<f32>> = vec![Vec::new(); pg.unit_groups().num_units()];
     for_each_slice(pg, tensors, &[Role::Filter], |u, it| vecs[u].extend(it))?;
     let mut s = vec![0.0f64; vecs.len()];
-    for g in &pg.groups.groups {
+    for g in &pg.unit_groups().groups {
         let n = g.units.len();
         let d = vecs[g.units[0]].len();
         if n < 2 || d == 0 || g.units.iter().any(|&u| vecs[u].len() != d) {
@@ -160,11 +160,13 @@ pub struct TaylorAccumulator {
 
 impl TaylorAccumulator {
     /// Adds one batch: `grads` holds `∂loss/∂w` under the same keys and shapes as `tensors`.
-    pub fn add_batch(&mut self, pg: &PruneGraph, tensors: &Tensors, grads: &Tensors) -> Result<(), PruneError> {
-        let n = pg.groups.num_units();
+    pub fn add_batch(&mut self, pg: &impl PlanGraph, tensors: &Tensors, grads: &Tensors) -> Result<(), PruneError> {
+        let n = pg.unit_groups().num_units();
         self.scores.resize(n, 0.0);
         let mut batch = vec![0.0f64; n];
-        for u in pg.graph.uses().iter().filter(|u| matches!(u.role, Role::Filter | Role::BnWeight | Role::BnBias)) {
+        for u in
+            pg.channel_graph().uses().iter().filter(|u| matches!(u.role, Role::Filter | Role::BnWeight | Role::BnBias))
+        {
             let (shape, w) = tensors
                 .get(&u.key)
                 .ok_or_else(|| PruneError::Tensor { key: u.key.clone(), msg: "not in the model".into() })?;
@@ -178,8 +180,8 @@ impl TaylorAccumulator {
             let outer: usize = shape[..u.dim].iter().product();
             let inner: usize = shape[u.dim + 1..].iter().product();
             let len = shape[u.dim];
-            for (p, x) in pg.graph.flat(&u.channels).into_iter().enumerate() {
-                let unit = pg.groups.unit[x];
+            for (p, x) in pg.channel_graph().flat(&u.channels).into_iter().enumerate() {
+                let unit = pg.unit_groups().unit[x];
                 for o in 0..outer {
                     let start = (o * len + p) * inner;
                     batch[unit] += w[start..start + inner]

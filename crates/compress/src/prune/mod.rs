@@ -2,13 +2,16 @@
 //!
 //! 1. [`PruneGraph::new`] derives the channel-dependency graph from the resolved architecture
 //!    ([`graph`], [`deps`]): which filters, BN entries and consumer input slices go together.
+//!    [`DetectorGraph::new`] does the same for a detector on any [`PrunableBackbone`] ([`backbone`]).
 //! 2. [`importance`] scores every prunable unit (L1, L2, BN γ, FPGM, first-order Taylor),
 //!    aggregated over all tensors of its group.
 //! 3. [`select`] turns scores and per-group ratios (uniform, global, or a FLOPs target) into a
 //!    [`PrunePlan`], with kept counts rounded to a multiple of `round_to`.
 //! 4. [`prune_model`] performs the surgery: a new, smaller model with its own resolved
-//!    architecture, so its checkpoint reloads without any YAML.
+//!    architecture, so its checkpoint reloads without any YAML ([`prune_detector`] for a
+//!    [`PrunableBackbone`]).
 
+pub mod backbone;
 pub mod deps;
 pub mod eagleeye;
 pub mod graph;
@@ -20,14 +23,15 @@ pub mod sfp;
 pub mod surgery;
 pub mod taylor;
 
-pub use deps::ChannelDeps;
+pub use backbone::PrunableBackbone;
+pub use deps::{ChannelDeps, key, under};
 pub use eagleeye::{CandidateReport, EagleEyeConfig, EagleEyeOutcome, draw_candidates, eagleeye, spearman};
 pub use graph::{ChannelGraph, Channels, Group, Groups, Role, TensorUse};
 pub use importance::{Criterion, TaylorAccumulator, unit_scores};
 pub use pipeline::{
     Method, PruneConfig, PruneData, PruneOutcome, SensitivityReport, SensitivityRow, prune, sensitivity,
 };
-pub use plan::{PruneGraph, PrunePlan};
+pub use plan::{DetectorGraph, PlanGraph, PruneGraph, PrunePlan};
 pub use select::{FlopsTarget, Scope, kept_count, plan_for_flops, plan_from_ratios};
 pub use sfp::SoftFilterPruning;
-pub use surgery::{mask_model, prune_model};
+pub use surgery::{mask_detector, mask_model, prune_detector, prune_model};

@@ -79,6 +79,9 @@ pub struct PruneConfig {
     pub round_to: usize,
     /// Layers whose channels are never pruned.
     pub never_prune: Vec<usize>,
+    /// Fixed pruning ratios for the groups of some layers (layer index → ratio); the other groups
+    /// share the searched ratio (or `ratio`).
+    pub layer_ratios: std::collections::HashMap<usize, f64>,
     /// Image size of the FLOPs count and the data.
     pub imgsz: usize,
     /// Training batches for adaptive BN after the cut (0 = keep the stale statistics).
@@ -100,6 +103,7 @@ impl Default for PruneConfig {
             ratio: None,
             round_to: 8,
             never_prune: Vec::new(),
+            layer_ratios: Default::default(),
             imgsz: 640,
             bn_batches: 20,
             taylor_batches: 8,
@@ -177,11 +181,16 @@ pub fn prune(
         scope,
         round_to: cfg.round_to,
         imgsz: cfg.imgsz,
-        layer_ratios: Default::default(),
+        layer_ratios: cfg.layer_ratios.clone(),
     };
+    if let Some((l, r)) = cfg.layer_ratios.iter().find(|(_, r)| !(0.0..1.0).contains(*r)) {
+        return Err(PruneError::Option { name: "layer_ratios", msg: format!("layer {l}: ratio {r} is not in [0, 1)") });
+    }
     let (plan, f) = match cfg.ratio {
         Some(r) if (0.0..1.0).contains(&r) => {
-            let plan = plan_from_ratios(&pg, &scores, &vec![r; pg.groups.groups.len()], cfg.round_to);
+            let ratios: Vec<f64> =
+                pg.groups.groups.iter().map(|g| cfg.layer_ratios.get(&g.layer).copied().unwrap_or(r)).collect();
+            let plan = plan_from_ratios(&pg, &scores, &ratios, cfg.round_to);
             let f = flops_fraction(&pg, &plan, cfg.imgsz);
             (plan, f)
         }

@@ -10,7 +10,7 @@ use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::plan::{PruneGraph, PrunePlan};
+use super::plan::{PlanGraph, PruneGraph, PrunePlan};
 use crate::error::PruneError;
 
 /// How ratios are spread over the groups when aiming at a FLOPs target.
@@ -49,9 +49,9 @@ pub fn kept_count(units: usize, ratio: f64, round_to: usize) -> usize {
 }
 
 /// Keeps the `k` best units of each prunable group (fixed units always kept and counted).
-fn plan_from_counts(pg: &PruneGraph, scores: &[f64], counts: &[usize]) -> PrunePlan {
+fn plan_from_counts(pg: &impl PlanGraph, scores: &[f64], counts: &[usize]) -> PrunePlan {
     let mut plan = pg.keep_all();
-    for g in pg.groups.prunable() {
+    for g in pg.unit_groups().prunable() {
         let k = counts[g.id];
         if k >= g.units.len() {
             continue;
@@ -59,11 +59,11 @@ fn plan_from_counts(pg: &PruneGraph, scores: &[f64], counts: &[usize]) -> PruneP
         let mut order: Vec<usize> = g.units.clone();
         // Fixed units first, then by score, best first; ties broken by position (stable).
         order.sort_by(|&a, &b| {
-            let fa = pg.groups.unit_fixed[a];
-            let fb = pg.groups.unit_fixed[b];
+            let fa = pg.unit_groups().unit_fixed[a];
+            let fb = pg.unit_groups().unit_fixed[b];
             fb.cmp(&fa).then(scores[b].total_cmp(&scores[a]))
         });
-        let fixed = order.iter().filter(|&&u| pg.groups.unit_fixed[u]).count();
+        let fixed = order.iter().filter(|&&u| pg.unit_groups().unit_fixed[u]).count();
         for &u in &order[k.max(fixed).max(1)..] {
             plan.keep[u] = false;
         }
@@ -72,9 +72,9 @@ fn plan_from_counts(pg: &PruneGraph, scores: &[f64], counts: &[usize]) -> PruneP
 }
 
 /// A plan from one pruning ratio per group (indexed by group id; fixed groups ignored).
-pub fn plan_from_ratios(pg: &PruneGraph, scores: &[f64], ratios: &[f64], round_to: usize) -> PrunePlan {
+pub fn plan_from_ratios(pg: &impl PlanGraph, scores: &[f64], ratios: &[f64], round_to: usize) -> PrunePlan {
     let counts: Vec<usize> =
-        pg.groups.groups.iter().map(|g| kept_count(g.units.len(), ratios[g.id], round_to)).collect();
+        pg.unit_groups().groups.iter().map(|g| kept_count(g.units.len(), ratios[g.id], round_to)).collect();
     plan_from_counts(pg, scores, &counts)
 }
 

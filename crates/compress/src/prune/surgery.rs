@@ -1,16 +1,18 @@
-//! Channel surgery: slice every tensor of a model as a [`PrunePlan`] says and load the slices into a
-//! freshly built model of the resized architecture. Also masking (zeroing instead of removing), the
-//! reference the surgery is tested against and the mechanism of soft filter pruning.
+//! Channel surgery: slice every tensor of a detector as a [`PrunePlan`] says and load the slices
+//! into a freshly built detector at the pruned widths ([`prune_model`] for a [`YoloModel`] and its
+//! [`PruneGraph`], [`prune_detector`] for any [`PrunableBackbone`] and its [`DetectorGraph`]). Also
+//! masking (zeroing instead of removing), the reference the surgery is tested against and the
+//! mechanism of soft filter pruning.
 
 use std::collections::HashMap;
 
 use burn::prelude::*;
-use yolo_compress_model::WeightsError;
-use yolo_compress_model::YoloModel;
 use yolo_compress_model::state::{Collector, NamedTensors, Slot, TensorVisitor};
+use yolo_compress_model::{Backbone, Detector, WeightsError, YoloModel};
 
-use super::graph::Role;
-use super::plan::{PruneGraph, PrunePlan};
+use super::backbone::PrunableBackbone;
+use super::graph::{ChannelGraph, Role};
+use super::plan::{DetectorGraph, MODEL_PREFIX, PlanGraph, PruneGraph, PrunePlan};
 use crate::error::PruneError;
 
 /// Keeps the entries `idx` of dimension `dim` of a row-major tensor.
@@ -46,31 +48,21 @@ pub fn zero_dim(values: &mut [f32], shape: &[usize], dim: usize, idx: &[usize]) 
 /// Named tensors: state-dict key → `(shape, row-major values)`.
 pub type Tensors = HashMap<String, (Vec<usize>, Vec<f32>)>;
 
-/// Every tensor of a model by key.
-pub fn model_tensors(model: &YoloModel) -> Result<Tensors, PruneError> {
+/// Every tensor of a detector by key.
+pub fn model_tensors<B: Backbone>(model: &Detector<B>) -> Result<Tensors, PruneError> {
     let mut col = Collector::default();
-    model.clone().visit_tensors("model", &mut col)?;
+    model.clone().visit_tensors(MODEL_PREFIX, &mut col)?;
     Ok(col.tensors.into_iter().map(|(k, s, v)| (k, (s, v))).collect())
 }
 
-fn check_model(
-    model: &YoloModel,
-    pg: &PruneGraph,
-    tensors: &HashMap<String, (Vec<usize>, Vec<f32>)>,
-) -> Result<(), PruneError> {
-    match &model.arch {
-        None => return Err(PruneError::NoArchitecture),
-        Some(a) if a.layers != pg.arch.layers => {
-            return Err(PruneError::Graph("the model's architecture is not the one the graph was built from".into()));
-        }
-        _ => {}
-    }
-    for u in pg.graph.uses() {
+/// Checks that every tensor the graph describes exists with the described width.
+fn check_uses(graph: &ChannelGraph, tensors: &Tensors) -> Result<(), PruneError> {
+    for u in graph.uses() {
         let (shape, _) = tensors.get(&u.key).ok_or_else(|| PruneError::Tensor {
             key: u.key.clone(),
             msg: "not in the model (fused models cannot be pruned: prune before fusing)".into(),
         })?;
-        let w = pg.graph.width(&u.channels);
+        let w = graph.width(&u.channels);
         if shape.get(u.dim) != Some(&w) {
             return Err(PruneError::Tensor {
                 key: u.key.clone(),
@@ -102,14 +94,51 @@ impl TensorVisitor for Setter<'_> {
     }
 }
 
+/// Loads `tensors` into every tensor of `model`; each must be used exactly once.
+fn load<M: NamedTensors>(model: &mut M, tensors: Tensors, device: &Device) -> Result<(), PruneError> {
+    let mut setter = Setter { tensors, device };
+    model.visit_tensors(MODEL_PREFIX, &mut setter)?;
+    if let Some(k) = setter.tensors.keys().next() {
+        return Err(PruneError::Tensor { key: k.clone(), msg: "has no place in the pruned model".into() });
+    }
+    Ok(())
+}
+
 /// An independent copy of a model (fresh storage for every tensor, BN running statistics included:
 /// Burn's `RunningState` is shared between clones, so a training-mode forward on a clone would
 /// change the original's statistics).
 pub fn deep_copy(model: &YoloModel, device: &Device) -> Result<YoloModel, PruneError> {
     let arch = model.arch.as_ref().ok_or(PruneError::NoArchitecture)?;
     let mut copy = arch.build(device)?;
-    copy.visit_tensors("model", &mut Setter { tensors: model_tensors(model)?, device })?;
+    load(&mut copy, model_tensors(model)?, device)?;
     Ok(copy)
+}
+
+/// The surgery shared by [`prune_model`] and [`prune_detector`]: checks the plan and the model's
+/// tensors against the graph, keeps the plan's slices of every described tensor dimension, and
+/// loads every tensor into the detector `build` makes at the pruned widths.
+fn cut<B: Backbone, C: Backbone>(
+    model: &Detector<B>,
+    graph: &impl PlanGraph,
+    plan: &PrunePlan,
+    device: &Device,
+    build: impl FnOnce() -> Result<Detector<C>, PruneError>,
+) -> Result<Detector<C>, PruneError> {
+    graph.check(plan)?;
+    let mut tensors = model_tensors(model)?;
+    check_uses(graph.channel_graph(), &tensors)?;
+    for u in graph.channel_graph().uses() {
+        let idx = graph.positions(&u.channels, plan, true);
+        let (shape, values) = tensors.get_mut(&u.key).expect("checked");
+        if idx.len() != shape[u.dim] {
+            let (v, s) = select_dim(values, shape, u.dim, &idx);
+            *values = v;
+            *shape = s;
+        }
+    }
+    let mut pruned = build()?;
+    load(&mut pruned, tensors, device)?;
+    Ok(pruned)
 }
 
 /// Removes the channels the plan drops: returns a new, smaller model of
@@ -122,26 +151,34 @@ pub fn prune_model(
     plan: &PrunePlan,
     device: &Device,
 ) -> Result<YoloModel, PruneError> {
-    pg.check(plan)?;
-    let mut tensors = model_tensors(model)?;
-    check_model(model, pg, &tensors)?;
-    for u in pg.graph.uses() {
-        let idx = pg.kept_positions(&u.channels, plan);
-        let (shape, values) = tensors.get_mut(&u.key).expect("checked");
-        if idx.len() != shape[u.dim] {
-            let (v, s) = select_dim(values, shape, u.dim, &idx);
-            *values = v;
-            *shape = s;
+    match &model.arch {
+        None => return Err(PruneError::NoArchitecture),
+        Some(a) if a.layers != pg.arch.layers => {
+            return Err(PruneError::Graph("the model's architecture is not the one the graph was built from".into()));
         }
+        _ => {}
     }
-    let arch = pg.resized_arch(plan);
-    let mut pruned = arch.build(device)?;
-    let mut setter = Setter { tensors, device };
-    pruned.visit_tensors("model", &mut setter)?;
-    if let Some(k) = setter.tensors.keys().next() {
-        return Err(PruneError::Tensor { key: k.clone(), msg: "has no place in the pruned model".into() });
+    cut(model, pg, plan, device, || Ok(pg.resized_arch(plan).build(device)?))
+}
+
+/// [`prune_model`] for a detector on any [`PrunableBackbone`]: the backbone rebuilt by
+/// [`PrunableBackbone::resized`], the neck by [`DetectorGraph::resized_neck`], in the model's layout
+/// ([`Detector::with_parts`]), holding the kept slices of every tensor. The model must be unfused
+/// and the one the graph was built from. The result has no `arch` (for a [`YoloModel`],
+/// [`prune_model`] also resizes the architecture, which native checkpoints store).
+pub fn prune_detector<B: PrunableBackbone>(
+    model: &Detector<B>,
+    dg: &DetectorGraph,
+    plan: &PrunePlan,
+    device: &Device,
+) -> Result<Detector<B>, PruneError> {
+    if model.neck_specs != dg.neck || model.taps != dg.taps || model.neck.offset != dg.offset {
+        return Err(PruneError::Graph("the detector's neck is not the one the graph was built from".into()));
     }
-    Ok(pruned)
+    cut(model, dg, plan, device, || {
+        let backbone = dg.resized_backbone(&model.backbone, plan, device);
+        Ok(model.with_parts(backbone, &dg.resized_neck(plan), device)?)
+    })
 }
 
 /// Zeroes, in place of removing, the slices of the removed units in the tensor dimensions whose
@@ -154,17 +191,21 @@ pub fn mask_model(
     roles: &[Role],
     device: &Device,
 ) -> Result<YoloModel, PruneError> {
-    pg.check(plan)?;
+    mask_detector(model, pg, plan, roles, device)
+}
+
+/// [`mask_model`] for any detector and either graph ([`PruneGraph`] or [`DetectorGraph`]).
+pub fn mask_detector<B: Backbone>(
+    model: Detector<B>,
+    graph: &impl PlanGraph,
+    plan: &PrunePlan,
+    roles: &[Role],
+    device: &Device,
+) -> Result<Detector<B>, PruneError> {
+    graph.check(plan)?;
     let mut by_key: HashMap<&str, Vec<(usize, Vec<usize>)>> = HashMap::new();
-    for u in pg.graph.uses().iter().filter(|u| roles.contains(&u.role)) {
-        let removed: Vec<usize> = pg
-            .graph
-            .flat(&u.channels)
-            .into_iter()
-            .enumerate()
-            .filter(|&(_, x)| !plan.keep[pg.groups.unit[x]])
-            .map(|(p, _)| p)
-            .collect();
+    for u in graph.channel_graph().uses().iter().filter(|u| roles.contains(&u.role)) {
+        let removed = graph.positions(&u.channels, plan, false);
         if !removed.is_empty() {
             by_key.entry(u.key.as_str()).or_default().push((u.dim, removed));
         }
@@ -188,7 +229,7 @@ pub fn mask_model(
     }
     let mut model = model;
     let mut m = Masker { by_key, device };
-    model.visit_tensors("model", &mut m)?;
+    model.visit_tensors(MODEL_PREFIX, &mut m)?;
     if let Some(k) = m.by_key.keys().next() {
         return Err(PruneError::Tensor { key: k.to_string(), msg: "not in the model".into() });
     }

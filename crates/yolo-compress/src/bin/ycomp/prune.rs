@@ -48,6 +48,10 @@ pub struct PruneArgs {
     /// Layers whose channels are never pruned (comma-separated indices).
     #[arg(long, value_delimiter = ',')]
     never_prune: Vec<usize>,
+    /// Fixed ratios for some layers' groups, `LAYER=RATIO,…` (e.g. `2=0,23=0.6`); the rest share the
+    /// searched ratio.
+    #[arg(long, value_delimiter = ',', value_parser = parse_layer_ratio)]
+    layer_ratios: Vec<(usize, f64)>,
     /// EagleEye: candidates to evaluate.
     #[arg(long, default_value_t = 8)]
     candidates: usize,
@@ -132,6 +136,7 @@ pub fn run(a: PruneArgs) -> Result<()> {
         ratio: a.ratio,
         round_to: a.round_to,
         never_prune: a.never_prune.clone(),
+        layer_ratios: a.layer_ratios.iter().copied().collect(),
         imgsz: a.imgsz as usize,
         bn_batches: a.bn_batches,
         taylor_batches: a.taylor_batches,
@@ -235,6 +240,13 @@ pub fn run(a: PruneArgs) -> Result<()> {
         a.out.display()
     );
     Ok(())
+}
+
+fn parse_layer_ratio(s: &str) -> Result<(usize, f64), String> {
+    let (l, r) = s.split_once('=').ok_or_else(|| format!("`{s}`: expected LAYER=RATIO"))?;
+    let l = l.trim().parse().map_err(|_| format!("`{s}`: {l} is not a layer index"))?;
+    let r = r.trim().parse().map_err(|_| format!("`{s}`: {r} is not a ratio"))?;
+    Ok((l, r))
 }
 
 fn write_sensitivity(a: &PruneArgs, report: &SensitivityReport) -> Result<()> {
