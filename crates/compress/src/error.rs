@@ -8,6 +8,9 @@ pub enum PruneError {
     /// The architecture is invalid.
     #[error(transparent)]
     Arch(#[from] ArchError),
+    /// Adaptive BN, validation or a gradient pass failed.
+    #[error(transparent)]
+    Train(#[from] yolo_compress_train::TrainError),
     /// Reading or writing a tensor failed.
     #[error(transparent)]
     Weights(#[from] WeightsError),

@@ -184,19 +184,18 @@ pub fn eagleeye(
         });
     }
     let val_cfg = ValConfig::default();
-    let train_err = |e: yolo_compress_train::TrainError| PruneError::Option { name: "evaluation", msg: e.to_string() };
     let mut candidates = Vec::new();
     let mut best: Vec<(CandidateReport, YoloModel)> = Vec::new();
     let prunable: Vec<usize> = pg.groups.prunable().map(|g| g.id).collect();
     for (index, d) in draws.into_iter().enumerate() {
         let pruned = prune_model(model, pg, &d.plan, device)?;
         let fitness_without_abn = if cfg.compare_without_abn {
-            Some(validate(&pruned, eval_loader, &val_cfg, None).map_err(train_err)?.metrics.fitness())
+            Some(validate(&pruned, eval_loader, &val_cfg, None)?.metrics.fitness())
         } else {
             None
         };
-        let (pruned, _) = adaptive_bn(pruned, bn_loader, cfg.bn_batches, device).map_err(train_err)?;
-        let m = validate(&pruned, eval_loader, &val_cfg, None).map_err(train_err)?.metrics;
+        let (pruned, _) = adaptive_bn(pruned, bn_loader, cfg.bn_batches, device)?;
+        let m = validate(&pruned, eval_loader, &val_cfg, None)?.metrics;
         let report = CandidateReport {
             index,
             flops_fraction: d.flops_fraction,

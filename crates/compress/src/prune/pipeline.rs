@@ -199,9 +199,7 @@ pub fn prune(
     };
     let mut pruned = prune_model(model, &pg, &plan, device)?;
     if cfg.bn_batches > 0 {
-        pruned = adaptive_bn(pruned, data.train, cfg.bn_batches, device)
-            .map_err(|e| PruneError::Option { name: "adaptive BN", msg: e.to_string() })?
-            .0;
+        pruned = adaptive_bn(pruned, data.train, cfg.bn_batches, device)?.0;
     }
     Ok(PruneOutcome { model: pruned, plan, flops_fraction: f, candidates: Vec::new(), draws: 0 })
 }
@@ -256,9 +254,8 @@ pub fn sensitivity(
     let arch = model.arch.as_ref().ok_or(PruneError::NoArchitecture)?;
     let pg = PruneGraph::new(arch, &cfg.never_prune)?;
     let scores = unit_scores(&pg, &model_tensors(model)?, Criterion::L1, None, device)?;
-    let err = |e: yolo_compress_train::TrainError| PruneError::Option { name: "evaluation", msg: e.to_string() };
     let val_cfg = ValConfig::default();
-    let baseline = validate(model, data.eval, &val_cfg, None).map_err(err)?.metrics.map50_95;
+    let baseline = validate(model, data.eval, &val_cfg, None)?.metrics.map50_95;
     let mut rows = Vec::new();
     for g in pg.groups.prunable() {
         let mut row = SensitivityRow {
@@ -275,9 +272,9 @@ pub fn sensitivity(
             let plan = plan_from_ratios(&pg, &scores, &rs, cfg.round_to);
             let mut pruned = prune_model(model, &pg, &plan, device)?;
             if cfg.bn_batches > 0 {
-                pruned = adaptive_bn(pruned, data.train, cfg.bn_batches, device).map_err(err)?.0;
+                pruned = adaptive_bn(pruned, data.train, cfg.bn_batches, device)?.0;
             }
-            row.map50_95.push(validate(&pruned, data.eval, &val_cfg, None).map_err(err)?.metrics.map50_95);
+            row.map50_95.push(validate(&pruned, data.eval, &val_cfg, None)?.metrics.map50_95);
             row.flops_fraction.push(flops_fraction(&pg, &plan, cfg.imgsz));
         }
         on_row(&row);
