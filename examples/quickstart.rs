@@ -5,7 +5,9 @@
 //! 3. validate the best checkpoint (`ycomp val`),
 //! 4. detect objects on a few validation images and save them annotated (`ycomp detect`),
 //! 5. prune it with EagleEye to half its FLOPs and fine-tune it (`ycomp prune`, `ycomp train --weights`),
-//! 6. print a summary table, one row per stage: params, GFLOPs, mAP50, mAP50-95, latency.
+//! 6. quantize the pruned model to int8 by post-training quantization (`ycomp quantize --method ptq`),
+//! 7. print a summary table, one row per stage: params, GFLOPs, checkpoint size, mAP50, mAP50-95,
+//!    latency.
 //!
 //! ```bash
 //! cargo run --release --example quickstart            # ~10 minutes on a 2-core CPU
@@ -15,7 +17,8 @@
 //! Options: `--out DIR` (default `runs/quickstart`), `--epochs N`, `--images N`, `--val N`,
 //! `--imgsz S`, `--batch B`, `--model NAME` (default `yolov5n.yaml`), `--device cpu|vulkan|wgpu`,
 //! `--seed N`, and the scene: `--classes K` (4), `--min-size PX` (20), `--max-objects N` (4),
-//! `--clutter X` (0.3); pruning: `--prune-target F` (kept FLOPs fraction, 0.5), `--finetune-epochs N` (4).
+//! `--clutter X` (0.3); pruning: `--prune-target F` (kept FLOPs fraction, 0.5), `--finetune-epochs N` (4);
+//! quantization: `--calib-images N` (64), `--calib-method minmax|percentile|mse|entropy` (mse).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -23,11 +26,14 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use yolo_compress::compress::prune::{EagleEyeConfig, Method, PruneConfig, PruneData, prune};
+use yolo_compress::compress::quant::checkpoint::save_int8;
+use yolo_compress::compress::quant::{CalibMethod, ObserverConfig, QuantConfig, loader_images, ptq};
 use yolo_compress::data::dataset::{Split, YoloDataset};
 use yolo_compress::data::loader::{Loader, LoaderConfig};
 use yolo_compress::data::synth::{SynthConfig, write_dataset};
 use yolo_compress::data::{Annotation, SampleSource, Subset, draw_detections, load_rgb};
-use yolo_compress::model::weights::load_checkpoint;
+use yolo_compress::loading::LoadedModel;
+use yolo_compress::model::weights::{load_checkpoint, save_checkpoint};
 use yolo_compress::prelude::*;
 use yolo_compress::train::trainer::{TrainConfig, TrainData, train};
 use yolo_compress::train::val::{ValConfig, validate};
@@ -47,6 +53,8 @@ struct Options {
     max_objects: usize,
     clutter: f32,
     prune_target: f64,
+    calib_images: usize,
+    calib_method: CalibMethod,
     finetune_epochs: usize,
 }
 
@@ -66,6 +74,8 @@ fn parse_args() -> Result<Options> {
         max_objects: 4,
         clutter: 0.3,
         prune_target: 0.5,
+        calib_images: 64,
+        calib_method: CalibMethod::Mse,
         finetune_epochs: 4,
     };
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -87,6 +97,8 @@ fn parse_args() -> Result<Options> {
             "--max-objects" => o.max_objects = value()?.parse()?,
             "--clutter" => o.clutter = value()?.parse()?,
             "--prune-target" => o.prune_target = value()?.parse()?,
+            "--calib-images" => o.calib_images = value()?.parse()?,
+            "--calib-method" => o.calib_method = value()?.parse().map_err(anyhow::Error::msg)?,
             "--finetune-epochs" => o.finetune_epochs = value()?.parse()?,
             other => bail!("unknown option {other} (see the doc comment of examples/quickstart.rs)"),
         }
@@ -121,7 +133,7 @@ fn main() -> Result<()> {
     let t = Instant::now();
     let summary = write_dataset(&synth, &data_dir)?;
     eprintln!(
-        "[1/5] synthetic dataset: {} + {} images in {:.1} s → {}",
+        "[1/6] synthetic dataset: {} + {} images in {:.1} s → {}",
         o.images,
         o.val,
         t.elapsed().as_secs_f64(),
@@ -156,14 +168,14 @@ fn main() -> Result<()> {
     let t = Instant::now();
     let outcome = train(model, &data, &cfg, &device)?;
     let train_secs = t.elapsed().as_secs_f64();
-    eprintln!("[2/5] trained {} epochs in {:.0} s → {}", outcome.epochs_done, train_secs, outcome.run_dir.display());
+    eprintln!("[2/6] trained {} epochs in {:.0} s → {}", outcome.epochs_done, train_secs, outcome.run_dir.display());
 
     // 3. Validate the best checkpoint, detect on a few validation images, measure latency.
     let (best, _) = load_checkpoint(&outcome.best, &device)?;
     let val_ds = Arc::new(YoloDataset::open(&yaml, Split::Val)?);
-    let trained = evaluate(&best, &val_ds, &o, &device, Some(&o.out.join("detect")))?;
+    let trained = evaluate(best.clone().into(), &best, &val_ds, &o, &device, Some(&o.out.join("detect")))?;
     eprintln!(
-        "[3/5] val: mAP50 {:.3} mAP50-95 {:.3}; detect: {} objects (conf {DETECT_CONF}) on 8 images, annotated copies in {}",
+        "[3/6] val: mAP50 {:.3} mAP50-95 {:.3}; detect: {} objects (conf {DETECT_CONF}) on 8 images, annotated copies in {}",
         trained.map50,
         trained.map50_95,
         trained.found,
@@ -175,7 +187,8 @@ fn main() -> Result<()> {
     let t = Instant::now();
     let train_src: Arc<dyn SampleSource> = Arc::new(YoloDataset::open(&yaml, Split::Train)?);
     let bn_loader = Loader::new(train_src.clone(), LoaderConfig::train(o.imgsz, o.batch), &device)?;
-    let eval_loader = Loader::new(Arc::new(Subset::evenly(train_src, 64)), LoaderConfig::val(o.imgsz, 32), &device)?;
+    let eval_loader =
+        Loader::new(Arc::new(Subset::evenly(train_src.clone(), 64)), LoaderConfig::val(o.imgsz, 32), &device)?;
     let prune_cfg = PruneConfig {
         method: Method::EagleEye,
         target: o.prune_target,
@@ -186,7 +199,7 @@ fn main() -> Result<()> {
     };
     let pruned = prune(&best, &prune_cfg, &PruneData { train: &bn_loader, eval: &eval_loader }, &device, &mut |_| {})?;
     eprintln!(
-        "[4/5] pruned (EagleEye, {} candidates): {:.1} % of the FLOPs kept in {:.0} s",
+        "[4/6] pruned (EagleEye, {} candidates): {:.1} % of the FLOPs kept in {:.0} s",
         pruned.candidates.len(),
         100.0 * pruned.flops_fraction,
         t.elapsed().as_secs_f64()
@@ -198,12 +211,34 @@ fn main() -> Result<()> {
     let ft = train(pruned.model, &data, &ft_cfg, &device)?;
     let ft_secs = t.elapsed().as_secs_f64();
     let (ft_best, _) = load_checkpoint(&ft.best, &device)?;
-    let finetuned = evaluate(&ft_best, &val_ds, &o, &device, None)?;
-    eprintln!("[5/5] fine-tuned {} epochs in {ft_secs:.0} s → {}", ft.epochs_done, ft.run_dir.display());
+    let finetuned = evaluate(ft_best.clone().into(), &ft_best, &val_ds, &o, &device, None)?;
+    eprintln!("[5/6] fine-tuned {} epochs in {ft_secs:.0} s → {}", ft.epochs_done, ft.run_dir.display());
+
+    // 6. Post-training int8 quantization of the pruned model: BN folded, per-channel int8 weights,
+    //    per-tensor activations calibrated on training images, Detect's output convs in float.
+    let t = Instant::now();
+    let calib_loader = Loader::new(train_src, LoaderConfig::val(o.imgsz, 16), &device)?;
+    let calib = loader_images(&calib_loader, o.calib_images)?;
+    let qcfg =
+        QuantConfig { calib: ObserverConfig { method: o.calib_method, ..Default::default() }, ..Default::default() };
+    let int8 = ptq(&ft_best, calib, &qcfg)?;
+    let int8_path = o.out.join("int8.safetensors");
+    save_int8(&int8, &int8_path, &Default::default())?;
+    let q_secs = t.elapsed().as_secs_f64();
+    let quantized = evaluate(int8.into(), &ft_best, &val_ds, &o, &device, None)?;
+    eprintln!(
+        "[6/6] int8 PTQ ({} calibration, {} images) in {q_secs:.0} s → {}",
+        o.calib_method,
+        o.calib_images,
+        int8_path.display()
+    );
 
     println!();
-    println!("| stage | params | GFLOPs @{} | mAP50 | mAP50-95 | latency ms (b1, {}) |", o.imgsz, o.device);
-    println!("|---|---|---|---|---|---|");
+    println!(
+        "| stage | params | GFLOPs @{} | checkpoint MB | mAP50 | mAP50-95 | latency ms (b1, {}) |",
+        o.imgsz, o.device
+    );
+    println!("|---|---|---|---|---|---|---|");
     for (stage, r) in [
         (format!("trained ({} epochs, {train_secs:.0} s)", outcome.epochs_done), &trained),
         (
@@ -214,10 +249,16 @@ fn main() -> Result<()> {
             ),
             &finetuned,
         ),
+        (format!("int8 PTQ of the pruned model ({q_secs:.0} s, simulated int8)"), &quantized),
     ] {
         println!(
-            "| {stage} | {} | {:.2} | {:.3} | {:.3} | {:.1} |",
-            r.params, r.gflops, r.map50, r.map50_95, r.latency_ms
+            "| {stage} | {} | {:.2} | {:.2} | {:.3} | {:.3} | {:.1} |",
+            r.params,
+            r.gflops,
+            r.size_bytes as f64 / 1e6,
+            r.map50,
+            r.map50_95,
+            r.latency_ms
         );
     }
     println!();
@@ -237,28 +278,41 @@ const DETECT_CONF: f32 = 0.1;
 struct Evaluation {
     params: usize,
     gflops: f64,
+    size_bytes: u64,
     map50: f64,
     map50_95: f64,
     latency_ms: f64,
     found: usize,
 }
 
-/// Validates the (fused) model, measures batch-1 latency on 8 validation images, and saves annotated
-/// detections of the first 4 into `detect_dir`.
+/// Validates the model (float models fused; int8 models with simulated int8 arithmetic), measures
+/// batch-1 latency on 8 validation images, the size of its checkpoint (native float or int8), and
+/// saves annotated detections of the first 4 into `detect_dir`. `float` is the float model with
+/// the same architecture (for params and GFLOPs).
 fn evaluate(
-    model: &YoloModel,
+    model: LoadedModel,
+    float: &YoloModel,
     val_ds: &Arc<YoloDataset>,
     o: &Options,
     device: &Device,
     detect_dir: Option<&Path>,
 ) -> Result<Evaluation> {
-    let model = model.clone().fuse();
+    let model = model.fuse();
     let loader = Loader::new(val_ds.clone(), LoaderConfig::val(o.imgsz, 32), device)?;
     let m = validate(&model, &loader, &ValConfig::default(), None)?.metrics;
-    let info = ModelInfo::of(&model, o.imgsz as usize);
+    let info = ModelInfo::of(float, o.imgsz as usize);
+    let tmp = o.out.join(".size.safetensors");
+    match &model {
+        LoadedModel::Float(f) => save_checkpoint(f, &tmp, &Default::default())?,
+        LoadedModel::Int8(q) => {
+            save_int8(q, &tmp, &Default::default())?;
+        }
+    }
+    let size_bytes = std::fs::metadata(&tmp)?.len();
+    std::fs::remove_file(&tmp)?;
     let d = PredictConfig::default();
     let cfg = PredictConfig { imgsz: o.imgsz as usize, nms: d.nms.clone().with_conf_thres(DETECT_CONF), ..d };
-    let predictor = Predictor::new(model, device, cfg);
+    let predictor = Predictor::with_model(model, device, cfg);
     if let Some(d) = detect_dir {
         std::fs::create_dir_all(d)?;
     }
@@ -285,6 +339,7 @@ fn evaluate(
     Ok(Evaluation {
         params: info.params,
         gflops: info.gflops,
+        size_bytes,
         map50: m.map50,
         map50_95: m.map50_95,
         latency_ms: latencies.get(latencies.len() / 2).copied().unwrap_or(f64::NAN),

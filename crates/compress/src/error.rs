@@ -42,3 +42,39 @@ pub enum PruneError {
         msg: String,
     },
 }
+
+/// Errors from quantization.
+#[derive(Debug, thiserror::Error)]
+pub enum QuantError {
+    /// The architecture is invalid.
+    #[error(transparent)]
+    Arch(#[from] ArchError),
+    /// Calibration, validation or training failed.
+    #[error(transparent)]
+    Train(#[from] yolo_compress_train::TrainError),
+    /// Reading or writing a tensor failed.
+    #[error(transparent)]
+    Weights(#[from] WeightsError),
+    /// The model cannot be lowered to a deployed graph.
+    #[error("quantization graph: {0}")]
+    Graph(String),
+    /// A model without a resolved architecture (custom backbone) cannot be quantized.
+    #[error("the model has no resolved architecture: quantization needs a model built from an Architecture")]
+    NoArchitecture,
+    /// An int8 checkpoint is unreadable or inconsistent.
+    #[error("int8 checkpoint {path}: {msg}")]
+    Checkpoint {
+        /// The file.
+        path: std::path::PathBuf,
+        /// What is wrong.
+        msg: String,
+    },
+    /// An option is out of range.
+    #[error("invalid option {name}: {msg}")]
+    Option {
+        /// The option.
+        name: &'static str,
+        /// Why.
+        msg: String,
+    },
+}

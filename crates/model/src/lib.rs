@@ -47,4 +47,4 @@ pub(crate) mod test_util;
 pub use arch::{Architecture, BlockSpec, LayerSpec};
 pub use error::{ArchError, WeightsError};
 pub use head::{Detect, DetectConfig};
-pub use model::{Backbone, Detector, DetectorOutput, FeatureSpec, GraphBackbone, YoloModel};
+pub use model::{Backbone, DetectionModel, Detector, DetectorOutput, FeatureSpec, GraphBackbone, YoloModel};

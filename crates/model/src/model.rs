@@ -217,6 +217,37 @@ pub struct Detector<B: Backbone> {
 /// A YOLOv5 built from an [`Architecture`].
 pub type YoloModel = Detector<GraphBackbone>;
 
+/// What validation and prediction need from a detector: the float [`Detector`] and the
+/// fake-quantized int8 model of the compression crate both implement it.
+pub trait DetectionModel {
+    /// Eval forward pass: `[B, 3, H, W]` → decoded rows and raw logits.
+    fn forward(&self, x: Tensor<4>) -> DetectorOutput;
+    /// Number of classes.
+    fn nc(&self) -> usize;
+    /// Class names.
+    fn names(&self) -> &[String];
+    /// Largest stride (input sizes must be multiples of it).
+    fn max_stride(&self) -> usize;
+}
+
+impl<B: Backbone> DetectionModel for Detector<B> {
+    fn forward(&self, x: Tensor<4>) -> DetectorOutput {
+        Detector::forward(self, x)
+    }
+
+    fn nc(&self) -> usize {
+        Detector::nc(self)
+    }
+
+    fn names(&self) -> &[String] {
+        &self.names
+    }
+
+    fn max_stride(&self) -> usize {
+        self.detect.strides.iter().fold(1.0f32, |a, &s| a.max(s)) as usize
+    }
+}
+
 /// Output of an eval forward pass.
 pub struct DetectorOutput {
     /// Decoded rows `[B, N, nc+5]`: `(xc, yc, w, h)` in input pixels, then objectness and class

@@ -10,8 +10,8 @@ use std::time::Instant;
 
 use serde::Serialize;
 use yolo_compress_data::loader::{Batch, Loader};
+use yolo_compress_model::DetectionModel;
 use yolo_compress_model::postprocess::nms::{Detection, NmsConfig, non_max_suppression_batch};
-use yolo_compress_model::{Backbone, Detector};
 
 use crate::error::TrainError;
 use crate::loss::YoloLoss;
@@ -84,8 +84,8 @@ pub struct ValReport {
 ///
 /// `model` is used in inference mode: pass a model on a non-autodiff device (e.g. `model.valid()`
 /// or the EMA copy). With `loss`, the validation losses are computed from the same forward pass.
-pub fn validate<B: Backbone>(
-    model: &Detector<B>,
+pub fn validate<M: DetectionModel + ?Sized>(
+    model: &M,
     loader: &Loader,
     cfg: &ValConfig,
     loss: Option<&YoloLoss>,

@@ -8,7 +8,9 @@
 //! - [`data`]: image loading, letterbox, drawing;
 //! - [`train`]: the YOLOv5 loss, optimiser recipe, EMA, AutoAnchor, validation (mAP) and the
 //!   training loop with resumable run folders;
-//! - [`compress`]: structured pruning (channel-dependency graph, EagleEye, slimming, L1/L2/FPGM/Taylor); quantization and distillation to come;
+//! - [`compress`]: structured pruning (channel-dependency graph, EagleEye, slimming, L1/L2/FPGM/Taylor)
+//!   and int8 quantization (fake quantization, BN folding, PTQ calibration, QAT, sensitivity, int8
+//!   checkpoints); distillation to come;
 //! - [`predict`]: end-to-end detection on images; [`loading`]: `--model`/`--weights` resolution;
 //!   [`backend`]: device selection by name.
 //!
@@ -45,9 +47,9 @@ pub use yolo_compress_train as train;
 /// The types most programs use.
 pub mod prelude {
     pub use crate::backend::device_from_name;
-    pub use crate::loading::{ClassOverride, load_model};
+    pub use crate::loading::{ClassOverride, LoadedModel, load_any_model, load_model};
     pub use crate::model::info::ModelInfo;
-    pub use crate::model::{Architecture, Backbone, Detector, YoloModel};
+    pub use crate::model::{Architecture, Backbone, DetectionModel, Detector, YoloModel};
     pub use crate::predict::{ImageDetection, PredictConfig, Predictor};
     pub use burn::prelude::*;
 }

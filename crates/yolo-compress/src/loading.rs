@@ -4,17 +4,22 @@
 //! - `--weights file.pt` (a PyTorch state_dict) takes its architecture from `--model`, or, when that
 //!   is absent, from the built-in config whose tensor shapes match the file;
 //! - `--model name.yaml` alone builds a randomly initialised model;
-//! - `--model checkpoint.safetensors` is the same as `--weights`.
+//! - `--model checkpoint.safetensors` is the same as `--weights`;
+//! - an int8 checkpoint (`ycomp quantize`) loads with [`load_any_model`] as a [`QuantModel`] that
+//!   runs with simulated int8 arithmetic; [`load_model`] (float models only) refuses it by name.
 
 use std::path::Path;
 
 use burn::prelude::*;
 
+use crate::compress::QuantError;
+use crate::compress::quant::QuantModel;
+use crate::compress::quant::checkpoint::{is_int8_checkpoint, load_int8};
 use crate::model::arch::{BUILTIN_CONFIGS, BlockSpec, default_names};
 use crate::model::weights::{
     self, StateDict, apply_state_dict, is_pytorch_path, load_checkpoint, read_pytorch_state_dict,
 };
-use crate::model::{ArchError, Architecture, WeightsError, YoloModel};
+use crate::model::{ArchError, Architecture, DetectionModel, DetectorOutput, WeightsError, YoloModel};
 
 /// Why a model could not be loaded.
 #[derive(Debug, thiserror::Error)]
@@ -31,6 +36,14 @@ pub enum LoadError {
     /// No built-in config fits a state dict given without `--model`.
     #[error("{0}: no built-in config matches this state_dict's tensor shapes; pass --model with its YAML")]
     NoMatchingConfig(String),
+    /// An int8 checkpoint was given where a float model is needed.
+    #[error(
+        "{0}: an int8 checkpoint (from `ycomp quantize`) cannot be used here; give the float checkpoint it was made from"
+    )]
+    Int8NotSupported(String),
+    /// An int8 checkpoint could not be read.
+    #[error(transparent)]
+    Quant(#[from] QuantError),
 }
 
 /// A loaded model and where it came from.
@@ -90,13 +103,122 @@ fn infer_arch(sd: &StateDict, device: &Device) -> Result<YoloModel, LoadError> {
     Err(LoadError::NoMatchingConfig(sd.path.display().to_string()))
 }
 
-/// Resolves `--model` and `--weights` into a model on `device`.
+/// A float or an int8 model: what `ycomp val`, `detect` and `bench` run. Both kinds implement
+/// [`DetectionModel`], so validation and [`Predictor`](crate::predict::Predictor) take either.
+#[derive(Debug, Clone)]
+pub enum LoadedModel {
+    /// A float model (as loaded: BN not folded unless the weights were fused).
+    Float(YoloModel),
+    /// An int8 model executed with simulated int8 arithmetic (BN folded).
+    Int8(QuantModel),
+}
+
+impl LoadedModel {
+    /// Whether this is an int8 model.
+    pub fn is_int8(&self) -> bool {
+        matches!(self, LoadedModel::Int8(_))
+    }
+
+    /// Number of parameters (int8 weights count once each).
+    pub fn num_params(&self) -> usize {
+        use burn::module::Module as _;
+        match self {
+            LoadedModel::Float(m) => m.num_params(),
+            LoadedModel::Int8(m) => m.num_params(),
+        }
+    }
+
+    /// Folds BN into the convs of a float model (int8 models are folded already).
+    pub fn fuse(self) -> Self {
+        match self {
+            LoadedModel::Float(m) => LoadedModel::Float(m.fuse()),
+            q => q,
+        }
+    }
+}
+
+impl From<YoloModel> for LoadedModel {
+    fn from(m: YoloModel) -> Self {
+        LoadedModel::Float(m)
+    }
+}
+
+impl From<QuantModel> for LoadedModel {
+    fn from(m: QuantModel) -> Self {
+        LoadedModel::Int8(m)
+    }
+}
+
+impl DetectionModel for LoadedModel {
+    fn forward(&self, x: Tensor<4>) -> DetectorOutput {
+        match self {
+            LoadedModel::Float(m) => m.forward(x),
+            LoadedModel::Int8(m) => DetectionModel::forward(m, x),
+        }
+    }
+
+    fn nc(&self) -> usize {
+        match self {
+            LoadedModel::Float(m) => m.nc(),
+            LoadedModel::Int8(m) => DetectionModel::nc(m),
+        }
+    }
+
+    fn names(&self) -> &[String] {
+        match self {
+            LoadedModel::Float(m) => &m.names,
+            LoadedModel::Int8(m) => DetectionModel::names(m),
+        }
+    }
+
+    fn max_stride(&self) -> usize {
+        match self {
+            LoadedModel::Float(m) => m.max_stride(),
+            LoadedModel::Int8(m) => DetectionModel::max_stride(m),
+        }
+    }
+}
+
+/// A loaded float or int8 model and where it came from.
+pub struct LoadedAny {
+    /// The model.
+    pub model: LoadedModel,
+    /// Human-readable origin (config name and weights file).
+    pub origin: String,
+    /// Metadata of an int8 checkpoint (empty for float models).
+    pub metadata: std::collections::BTreeMap<String, String>,
+}
+
+/// Like [`load_model`], but an int8 checkpoint (given as `--weights` or as `--model`) loads too, as
+/// [`LoadedModel::Int8`]. Class overrides do not apply to checkpoints (they carry their classes).
+pub fn load_any_model(
+    model: Option<&str>,
+    weights: Option<&Path>,
+    classes: &ClassOverride,
+    device: &Device,
+) -> Result<LoadedAny, LoadError> {
+    let int8 = weights.or_else(|| model.map(Path::new)).filter(|p| p.is_file() && is_int8_checkpoint(p));
+    if let Some(path) = int8 {
+        let (q, metadata) = load_int8(path, device)?;
+        return Ok(LoadedAny { model: LoadedModel::Int8(q), origin: format!("{} (int8)", path.display()), metadata });
+    }
+    let loaded = load_model(model, weights, classes, device)?;
+    Ok(LoadedAny { model: LoadedModel::Float(loaded.model), origin: loaded.origin, metadata: Default::default() })
+}
+
+/// Resolves `--model` and `--weights` into a float model on `device` (an int8 checkpoint is an
+/// error naming it: use [`load_any_model`] where int8 models are welcome).
 pub fn load_model(
     model: Option<&str>,
     weights: Option<&Path>,
     classes: &ClassOverride,
     device: &Device,
 ) -> Result<Loaded, LoadError> {
+    for p in weights.into_iter().chain(model.map(Path::new)) {
+        if p.is_file() && is_int8_checkpoint(p) {
+            return Err(LoadError::Int8NotSupported(p.display().to_string()));
+        }
+    }
     if let Some(m) = model.filter(|m| is_checkpoint(m))
         && weights.is_none()
     {

@@ -1,5 +1,6 @@
 //! Detection on images, as ultralytics `detect.py`: letterbox to a stride multiple with grey padding,
 //! fused model forward, NMS (`conf = obj·cls`, class-aware), boxes mapped back to original pixels.
+//! Float models and int8 models (simulated int8 arithmetic) alike: see [`Predictor::with_model`].
 
 use std::time::Instant;
 
@@ -7,8 +8,9 @@ use burn::prelude::*;
 use serde::Serialize;
 
 use crate::data::{LetterboxConfig, LetterboxInfo, image_to_chw, letterbox};
-use crate::model::YoloModel;
+use crate::loading::LoadedModel;
 use crate::model::postprocess::{NmsConfig, non_max_suppression_batch};
+use crate::model::{DetectionModel, YoloModel};
 
 /// One detection in original-image pixels (the `ycomp detect --json` record).
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -57,18 +59,30 @@ impl Default for PredictConfig {
 
 /// A fused model ready for inference.
 pub struct Predictor {
-    model: YoloModel,
+    model: LoadedModel,
     device: Device,
     cfg: PredictConfig,
 }
 
 impl Predictor {
     /// Fuses `model` (BN folded into convs) for inference on `device`.
-    pub fn new(model: YoloModel, device: &Device, mut cfg: PredictConfig) -> Self {
+    pub fn new(model: YoloModel, device: &Device, cfg: PredictConfig) -> Self {
+        Self::with_model(model, device, cfg)
+    }
+
+    /// A predictor for a float model (fused here) or an int8
+    /// [`QuantModel`](crate::compress::quant::QuantModel) (run with simulated int8 arithmetic).
+    pub fn with_model(model: impl Into<LoadedModel>, device: &Device, mut cfg: PredictConfig) -> Self {
+        let model = model.into().fuse();
         let s = model.max_stride();
         cfg.imgsz = cfg.imgsz.div_ceil(s) * s;
         cfg.batch = cfg.batch.max(1);
-        Predictor { model: model.fuse(), device: device.clone(), cfg }
+        Predictor { model, device: device.clone(), cfg }
+    }
+
+    /// The model predictions are made with.
+    pub fn model(&self) -> &LoadedModel {
+        &self.model
     }
 
     /// The effective settings (imgsz rounded to the stride).
@@ -140,7 +154,7 @@ impl Predictor {
                             class_id: d.class_id,
                             class_name: self
                                 .model
-                                .names
+                                .names()
                                 .get(d.class_id)
                                 .cloned()
                                 .unwrap_or_else(|| d.class_id.to_string()),

@@ -105,14 +105,13 @@ impl Detect {
 
     /// Raw outputs: `feats[i]` `[B, ch[i], ny, nx]` → `[B, na, ny, nx, nc+5]` logits.
     pub fn forward_raw(&self, feats: Vec<Tensor<4>>) -> RawOutputs {
-        feats
-            .into_iter()
-            .zip(&self.m)
-            .map(|(x, conv)| {
-                let [b, _, ny, nx] = x.dims();
-                conv.forward(x).reshape([b, self.na, self.no(), ny, nx]).permute([0, 1, 3, 4, 2])
-            })
-            .collect()
+        feats.into_iter().zip(&self.m).map(|(x, conv)| self.to_raw(conv.forward(x))).collect()
+    }
+
+    /// One level's conv output `[B, na·(nc+5), ny, nx]` → raw logits `[B, na, ny, nx, nc+5]`.
+    pub fn to_raw(&self, y: Tensor<4>) -> Tensor<5> {
+        let [b, _, ny, nx] = y.dims();
+        y.reshape([b, self.na, self.no(), ny, nx]).permute([0, 1, 3, 4, 2])
     }
 
     /// Decodes raw outputs to `[B, Σ na·ny·nx, nc+5]` rows `(xc, yc, w, h, obj, cls…)`, xywh in input

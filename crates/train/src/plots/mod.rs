@@ -10,6 +10,7 @@
 //! Every plot is rendered into a memory buffer, encoded to PNG with `image` and written atomically
 //! (temporary file + rename), so a crash never leaves a truncated PNG behind.
 
+pub mod bars;
 pub mod confusion;
 pub mod curves;
 pub mod font;
@@ -17,6 +18,7 @@ pub mod labels;
 pub mod results;
 pub mod sensitivity;
 
+pub use bars::plot_bars;
 pub use confusion::{ConfusionLayout, confusion_layout, plot_confusion_matrix};
 pub use curves::{best_of, mean_curve, plot_metric_curve, plot_pr_curve, smooth};
 pub use labels::plot_labels;

@@ -1,4 +1,6 @@
-//! `ycomp bench`: forward latency of a (fused) model on random input, median of `--runs`.
+//! `ycomp bench`: forward latency of a (fused) model on random input, median of `--runs`. An int8
+//! checkpoint is timed as it runs here: simulated int8 arithmetic in f32 (fake quantization), which
+//! measures the simulation's cost, not an int8 engine's speed.
 
 use std::time::Instant;
 
@@ -6,6 +8,8 @@ use anyhow::{Result, bail};
 use burn::prelude::*;
 use clap::Args;
 use yolo_compress::backend::device_from_name;
+use yolo_compress::loading::LoadedModel;
+use yolo_compress::model::DetectionModel;
 
 use crate::{Common, ModelArgs};
 
@@ -44,10 +48,14 @@ pub fn run(a: BenchArgs) -> Result<()> {
     }
     let device = device_from_name(&a.common.device)?;
     device.seed(a.common.seed);
-    let loaded = a.model.load(&device)?;
+    let loaded = a.model.load_any(&device)?;
+    let int8 = loaded.model.is_int8();
     if a.train {
-        let ms = train_steps(loaded.model, &a, &device)?;
-        return report(&a, &loaded.origin, ms, "train_step");
+        let LoadedModel::Float(model) = loaded.model else {
+            bail!("--train times float training steps: give the float checkpoint, not an int8 one");
+        };
+        let ms = train_steps(model, &a, &device)?;
+        return report(&a, &loaded.origin, ms, "train_step", false);
     }
     let model = if a.unfused { loaded.model } else { loaded.model.fuse() };
     let s = model.max_stride();
@@ -65,7 +73,7 @@ pub fn run(a: BenchArgs) -> Result<()> {
             t.elapsed().as_secs_f64() * 1e3
         })
         .collect();
-    report(&a, &loaded.origin, ms, "forward")
+    report(&a, &loaded.origin, ms, "forward", int8)
 }
 
 /// Times `--runs` training steps after `--warmup` untimed ones.
@@ -109,7 +117,7 @@ fn train_steps(model: yolo_compress::model::YoloModel, a: &BenchArgs, device: &D
     Ok(ms)
 }
 
-fn report(a: &BenchArgs, origin: &str, mut ms: Vec<f64>, mode: &str) -> Result<()> {
+fn report(a: &BenchArgs, origin: &str, mut ms: Vec<f64>, mode: &str, int8: bool) -> Result<()> {
     ms.sort_by(f64::total_cmp);
     let median = if ms.len() % 2 == 1 { ms[ms.len() / 2] } else { (ms[ms.len() / 2 - 1] + ms[ms.len() / 2]) / 2.0 };
     let report = serde_json::json!({
@@ -123,7 +131,8 @@ fn report(a: &BenchArgs, origin: &str, mut ms: Vec<f64>, mode: &str) -> Result<(
         "imgsz": a.imgsz,
         "batch": a.batch,
         "runs": a.runs,
-        "fused": !a.unfused && !a.train,
+        "fused": int8 || (!a.unfused && !a.train),
+        "int8": int8,
     });
     if a.common.json {
         out!("{report}");

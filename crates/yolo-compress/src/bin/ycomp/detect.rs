@@ -1,5 +1,5 @@
 //! `ycomp detect`: detections on an image or a folder, as JSON records in original-image pixels and
-//! optionally as annotated images.
+//! optionally as annotated images. Float models and int8 checkpoints alike.
 
 use std::path::PathBuf;
 
@@ -64,7 +64,7 @@ pub fn run(a: DetectArgs) -> Result<()> {
     if files.is_empty() {
         bail!("--source {}: no images (jpg, png, bmp, webp) found", a.source.display());
     }
-    let loaded = a.model.load(&device)?;
+    let loaded = a.model.load_any(&device)?;
     let nms = NmsConfig::default()
         .with_conf_thres(a.conf)
         .with_iou_thres(a.iou)
@@ -73,7 +73,7 @@ pub fn run(a: DetectArgs) -> Result<()> {
         .with_agnostic(a.agnostic_nms);
     nms.validate()?;
     let predictor =
-        Predictor::new(loaded.model, &device, PredictConfig { imgsz: a.imgsz, nms, auto: true, batch: a.batch });
+        Predictor::with_model(loaded.model, &device, PredictConfig { imgsz: a.imgsz, nms, auto: true, batch: a.batch });
     let mut images = Vec::new();
     for f in &files {
         match load_rgb(f) {

@@ -21,6 +21,7 @@ mod export;
 mod info;
 mod models;
 mod prune;
+mod quantize;
 mod synth;
 mod train;
 mod val;
@@ -54,6 +55,8 @@ enum Command {
     Synth(synth::SynthArgs),
     /// Prune channels to a FLOPs target (EagleEye, L1/L2/FPGM/Taylor, slimming), or sweep sensitivity.
     Prune(prune::PruneArgs),
+    /// Quantize a detector to int8 (PTQ or QAT), with per-layer sensitivity.
+    Quantize(quantize::QuantizeArgs),
     /// Train a detector (ultralytics' recipe), or resume a run.
     Train(train::TrainArgs),
     /// Validate a detector: P, R, mAP50, mAP50-95 per class.
@@ -83,7 +86,8 @@ pub struct ModelArgs {
     /// Built-in config (`yolov5s.yaml`, see `ycomp models`), a model YAML path, or a native checkpoint.
     #[arg(long)]
     pub model: Option<String>,
-    /// Weights: an ultralytics PyTorch state_dict (.pt, unfused or fused) or a native checkpoint.
+    /// Weights: an ultralytics PyTorch state_dict (.pt, unfused or fused) or a native checkpoint
+    /// (`val`, `detect` and `bench` also take an int8 checkpoint from `ycomp quantize`).
     #[arg(long)]
     pub weights: Option<std::path::PathBuf>,
     /// Override the number of classes.
@@ -100,6 +104,12 @@ impl ModelArgs {
         let classes = yolo_compress::loading::ClassOverride { nc: self.nc, names: self.names.clone() };
         Ok(yolo_compress::loading::load_model(self.model.as_deref(), self.weights.as_deref(), &classes, device)?)
     }
+
+    /// Loads a float model or an int8 checkpoint (`ycomp quantize`) on `device`.
+    pub fn load_any(&self, device: &burn::prelude::Device) -> Result<yolo_compress::loading::LoadedAny> {
+        let classes = yolo_compress::loading::ClassOverride { nc: self.nc, names: self.names.clone() };
+        Ok(yolo_compress::loading::load_any_model(self.model.as_deref(), self.weights.as_deref(), &classes, device)?)
+    }
 }
 
 fn main() {
@@ -113,6 +123,7 @@ fn main() {
         Command::Data(a) => data::run(a),
         Command::Synth(a) => synth::run(a),
         Command::Prune(a) => prune::run(a),
+        Command::Quantize(a) => quantize::run(a),
         Command::Train(a) => train::run(a),
         Command::Val(a) => val::run(a),
     };

@@ -1,4 +1,5 @@
-//! `ycomp val`: mAP of a model on a dataset split, as ultralytics' val.py computes it.
+//! `ycomp val`: mAP of a model on a dataset split, as ultralytics' val.py computes it. Float models
+//! and int8 checkpoints (simulated int8 arithmetic) alike.
 
 use std::path::PathBuf;
 
@@ -7,6 +8,7 @@ use clap::Args;
 use yolo_compress::backend::device_from_name;
 use yolo_compress::data::dataset::{DataConfig, Split, YoloDataset};
 use yolo_compress::data::loader::{Loader, LoaderConfig};
+use yolo_compress::model::DetectionModel;
 use yolo_compress::train::val::{ValConfig, validate};
 
 use crate::{Common, ModelArgs};
@@ -62,7 +64,7 @@ pub fn run(a: ValArgs) -> Result<()> {
     if model_args.nc.is_none() && model_args.names.is_none() && model_args.weights.is_none() {
         model_args.names = Some(names.clone());
     }
-    let model = model_args.load(&device)?.model;
+    let model = model_args.load_any(&device)?.model;
     let stride = model.max_stride().max(32) as u32;
     let images = ds.report().images;
     let cfg = LoaderConfig { workers: a.workers, stride, ..LoaderConfig::val(a.imgsz, a.batch) };

@@ -1,0 +1,297 @@
+//! Quantization-aware training on a tiny YOLOv5 (yolov5n at half its width, 64 px) and tiny
+//! synthetic data: the loss falls, gradients pass the fake quantizers, BN statistics and activation
+//! observers update exactly when they should, and `qat` returns a frozen inference model.
+
+use std::sync::Arc;
+
+use burn::module::Module;
+use burn::prelude::*;
+use yolo_compress_compress::QuantError;
+use yolo_compress_compress::quant::calibrate::loader_images;
+use yolo_compress_compress::quant::qat::{QatConfig, QatOptimizer, QatStepper, qat};
+use yolo_compress_compress::quant::{ActQuant, ObserverConfig, QuantConfig, QuantModel, calibrate, select_convs};
+use yolo_compress_data::loader::{Batch, Loader, LoaderConfig};
+use yolo_compress_data::synth::{Split, SynthConfig, SynthSource};
+use yolo_compress_model::DetectionModel;
+use yolo_compress_model::arch::{builtin_yaml, parse_model_yaml};
+use yolo_compress_train::adaptive_bn::adaptive_bn;
+
+const IMGSZ: u32 = 64;
+
+fn synth(split: Split, images: usize) -> Arc<SynthSource> {
+    let cfg = SynthConfig {
+        images,
+        val: images,
+        classes: 2,
+        imgsz: IMGSZ,
+        min_size: 12.0,
+        max_objects: 3,
+        ..SynthConfig::default()
+    };
+    Arc::new(SynthSource::new(cfg, split).unwrap())
+}
+
+fn train_loader(images: usize, batch: usize) -> Loader {
+    let cfg = LoaderConfig { workers: 1, ..LoaderConfig::train(IMGSZ, batch) };
+    Loader::new(synth(Split::Train, images), cfg, &Device::flex()).unwrap()
+}
+
+fn val_loader() -> Loader {
+    let cfg = LoaderConfig { workers: 1, ..LoaderConfig::val(IMGSZ, 4) };
+    Loader::new(synth(Split::Val, 4), cfg, &Device::flex()).unwrap()
+}
+
+/// yolov5n at width multiple 0.125 (channels 8 … 128), 2 classes, calibrated on `loader` and
+/// quantized with the default selection; BN not folded.
+fn start(loader: &Loader) -> QuantModel {
+    let text = builtin_yaml("yolov5n").unwrap().replace("width_multiple: 0.25", "width_multiple: 0.125");
+    let arch = parse_model_yaml(&text, "tiny").unwrap().with_classes(vec!["circle".into(), "rectangle".into()]);
+    let model = arch.build(&Device::flex()).unwrap();
+    // Running statistics that describe the data (a fresh model's mean 0 / variance 1 do not, and
+    // ranges calibrated with them do not fit the batch-statistics forward of QAT).
+    let (model, _) = adaptive_bn(model, loader, 2, &Device::flex()).unwrap();
+    let float = QuantModel::from_model(&model).unwrap();
+    let qcfg = QuantConfig::default();
+    let grid = qcfg.act_grid();
+    let ranges = calibrate(&float, loader_images(loader, 8).unwrap(), &ObserverConfig::default(), grid);
+    let sel = select_convs(&float.conv_names(), &qcfg).unwrap();
+    let q = float.with_value_ranges(ranges, grid).with_quantized(&sel).unwrap();
+    assert!(q.convs.iter().any(|c| c.quantized) && !q.acts.is_empty());
+    q
+}
+
+fn first_batch(loader: &Loader) -> Batch {
+    loader.epoch(0).next().unwrap().unwrap()
+}
+
+fn ad() -> Device {
+    Device::flex().autodiff()
+}
+
+fn host<const D: usize>(t: Tensor<D>) -> Vec<f32> {
+    t.without_autodiff().into_data().convert::<f32>().try_to_vec::<f32>().unwrap()
+}
+
+/// Running mean and variance of every BN, committed (`value_sync`: Burn keeps the last update of
+/// a thread pending).
+fn bn_stats(m: &QuantModel) -> Vec<f32> {
+    m.convs
+        .iter()
+        .filter_map(|c| c.bn.as_ref())
+        .flat_map(|bn| [host(bn.running_mean.value_sync()), host(bn.running_var.value_sync())].concat())
+        .collect()
+}
+
+fn act_ranges(m: &QuantModel) -> Vec<[f32; 2]> {
+    m.acts
+        .iter()
+        .map(|a| {
+            let _ = a.range.value_sync();
+            let (lo, hi) = a.host_range();
+            [lo, hi]
+        })
+        .collect()
+}
+
+fn weights(m: &QuantModel) -> Vec<f32> {
+    m.convs.iter().flat_map(|c| host(c.conv.weight.val())).collect()
+}
+
+#[test]
+fn loss_decreases_over_steps_on_a_fixed_batch() {
+    let loader = train_loader(8, 4);
+    let batch = first_batch(&loader);
+    let cfg = QatConfig { optimizer: QatOptimizer::Adam, weight_decay: 0.0, ..Default::default() };
+    let mut m = start(&loader).fork(&ad()).train().with_bn_frozen(false).with_observers(Some(0.01));
+    let mut stepper = QatStepper::new(&m, &cfg, IMGSZ, 4);
+    let mut losses = Vec::new();
+    for _ in 0..10 {
+        let (next, items) = stepper.step(m, batch.images.clone(), &batch.target_rows, 1e-3).unwrap();
+        m = next;
+        losses.push(items.iter().sum::<f32>());
+    }
+    assert_eq!(stepper.steps(), 10);
+    assert!(losses.iter().all(|l| l.is_finite()), "{losses:?}");
+    let last3 = losses[7..].iter().sum::<f32>() / 3.0;
+    assert!(last3 < 0.9 * losses[0], "loss did not decrease: {losses:?}");
+}
+
+#[test]
+fn gradients_pass_the_fake_quantizers_to_weights_and_bn() {
+    let loader = train_loader(4, 4);
+    let batch = first_batch(&loader);
+    let start = start(&loader);
+    for bn_frozen in [false, true] {
+        let m = start.clone().fork(&ad()).train().with_bn_frozen(bn_frozen);
+        let stepper = QatStepper::new(&m, &QatConfig::default(), IMGSZ, 4);
+        let (items, grads) = stepper.loss_and_grads(&m, batch.images.clone(), &batch.target_rows).unwrap();
+        assert!(items.iter().all(|v| v.is_finite() && *v >= 0.0), "{items:?}");
+        let mut quantized = 0;
+        for c in m.convs.iter().filter(|c| c.quantized) {
+            quantized += 1;
+            let g = host(grads.get::<4>(c.conv.weight.id).unwrap_or_else(|| panic!("{}: no weight gradient", c.name)));
+            assert!(g.iter().all(|v| v.is_finite()), "{}", c.name);
+            // Rounding has a zero derivative: a non-zero gradient is the STE's.
+            assert!(g.iter().any(|v| *v != 0.0), "{}: zero weight gradient (bn_frozen {bn_frozen})", c.name);
+            let bn = c.bn.as_ref().expect("QAT keeps BN unfolded");
+            for (what, p) in [("gamma", &bn.gamma), ("beta", &bn.beta)] {
+                let g = host(grads.get::<1>(p.id).unwrap_or_else(|| panic!("{}: no BN {what} gradient", c.name)));
+                assert!(g.iter().any(|v| *v != 0.0), "{}: zero BN {what} gradient", c.name);
+            }
+        }
+        assert!(quantized > 10, "{quantized} quantized convs");
+    }
+}
+
+#[test]
+fn bn_statistics_update_only_while_unfrozen() {
+    let loader = train_loader(4, 4);
+    let batch = first_batch(&loader);
+    let start = start(&loader);
+    let cfg = QatConfig::default();
+    for bn_frozen in [true, false] {
+        let m = start.clone().fork(&ad()).train().with_bn_frozen(bn_frozen).with_observers(None);
+        let (stats0, w0) = (bn_stats(&m), weights(&m));
+        let mut stepper = QatStepper::new(&m, &cfg, IMGSZ, 4);
+        let (m, _) = stepper.step(m, batch.images.clone(), &batch.target_rows, 1e-3).unwrap();
+        assert_ne!(weights(&m), w0, "the step changed no weight");
+        let stats1 = bn_stats(&m);
+        if bn_frozen {
+            assert_eq!(stats1, stats0, "frozen BN statistics changed");
+        } else {
+            let changed = stats0.iter().zip(&stats1).filter(|(a, b)| a != b).count();
+            assert!(changed > stats0.len() / 2, "only {changed} of {} running statistics moved", stats0.len());
+        }
+    }
+}
+
+#[test]
+fn observers_move_ranges_towards_the_batch_only_when_active_and_training() {
+    let loader = train_loader(4, 4);
+    let batch = first_batch(&loader);
+    let images = batch.images.clone().autodiff();
+    let mut base = start(&loader).fork(&ad()).train();
+    // Tiny ranges, so every batch's min/max lies outside them.
+    base.acts = base.acts.iter().map(|_| ActQuant::new(-1e-3, 1e-3, &ad())).collect();
+    let tiny = act_ranges(&base);
+
+    // Frozen observers: a full training step leaves every range as it was.
+    let m = base.clone().with_bn_frozen(false).with_observers(None);
+    let mut stepper = QatStepper::new(&m, &QatConfig::default(), IMGSZ, 4);
+    let (m, _) = stepper.step(m, batch.images.clone(), &batch.target_rows, 1e-3).unwrap();
+    assert_eq!(act_ranges(&m), tiny);
+
+    // Eval copy with observers switched on: no update off the autodiff device.
+    let eval = base.valid().with_observers(Some(0.5));
+    let _ = eval.forward_raw(batch.images.clone());
+    assert_eq!(act_ranges(&eval), tiny);
+
+    // Active observers: one training forward pass widens every range towards the batch min/max.
+    let m = base.clone().with_observers(Some(0.5));
+    let _ = m.forward_raw(images.clone());
+    let moved = act_ranges(&m);
+    // Every batch maximum is above 1e-3: every upper end rises (a lower end may rise too, towards
+    // a batch minimum above −1e-3, as for the image).
+    for (i, (new, old)) in moved.iter().zip(&tiny).enumerate() {
+        assert!(new[1] > old[1], "quantizer {i}: {old:?} → {new:?}");
+    }
+    let widened = moved.iter().zip(&tiny).filter(|(n, o)| n[1] - n[0] > 10.0 * (o[1] - o[0])).count();
+    assert!(widened > moved.len() / 2, "only {widened} of {} ranges widened", moved.len());
+    // The image's quantizer is exact: new = (1 − m)·old + m·[min, max].
+    let g = m.placement.group[0].expect("the image is quantized");
+    assert_eq!(m.placement.members[g], [0], "the image has a quantizer of its own");
+    let px = host(images);
+    let (lo, hi) = px.iter().fold((f32::MAX, f32::MIN), |(a, b), &v| (a.min(v), b.max(v)));
+    let want = [0.5 * -1e-3 + 0.5 * lo, 0.5 * 1e-3 + 0.5 * hi];
+    assert!((moved[g][0] - want[0]).abs() < 1e-6 && (moved[g][1] - want[1]).abs() < 1e-6, "{:?} vs {want:?}", moved[g]);
+}
+
+#[test]
+fn qat_returns_a_frozen_inference_model() {
+    let loader = train_loader(8, 4);
+    let val = val_loader();
+    let start = start(&loader);
+    let w0 = weights(&start);
+    let ranges0 = act_ranges(&start);
+    let cfg = QatConfig {
+        epochs: 2,
+        lr: 1e-3,
+        warmup_steps: 0,
+        freeze_bn_after: Some(1),
+        freeze_observers_after: Some(1),
+        observer_momentum: 0.1,
+        max_batches: Some(2),
+        ..Default::default()
+    };
+    let out = qat(start, &loader, Some(&val), &cfg, &Device::flex()).unwrap();
+    assert_eq!(out.epochs.len(), 2);
+    assert!(!out.epochs[0].bn_frozen && !out.epochs[0].observers_frozen);
+    assert!(out.epochs[1].bn_frozen && out.epochs[1].observers_frozen);
+    for e in &out.epochs {
+        assert!(e.loss.iter().all(|v| v.is_finite() && *v >= 0.0), "{e:?}");
+        let (a, b) = (e.map50.unwrap(), e.map50_95.unwrap());
+        assert!((0.0..=1.0).contains(&a) && (0.0..=1.0).contains(&b) && b <= a + 1e-12, "{e:?}");
+    }
+    assert!(out.best_epoch < 2);
+    let m = out.model;
+    assert!(!m.convs[0].conv.weight.val().is_autodiff(), "the returned model is on a plain device");
+    assert!(m.convs.iter().all(|c| c.bn_frozen) && m.observer_momentum.is_none());
+    assert!(m.acts.iter().all(|a| a.learned.is_none()));
+    assert_ne!(weights(&m), w0, "QAT changed no weight");
+    assert_ne!(act_ranges(&m), ranges0, "the observers of epoch 0 moved no range");
+    // Inference is deterministic and updates nothing.
+    let x = first_batch(&val).images;
+    let (ranges, stats) = (act_ranges(&m), bn_stats(&m));
+    let a = host(m.forward(x.clone()).decoded);
+    let b = host(m.forward(x).decoded);
+    assert_eq!(a, b);
+    assert_eq!(act_ranges(&m), ranges);
+    assert_eq!(bn_stats(&m), stats);
+}
+
+#[test]
+fn learnable_ranges_train_and_are_written_back() {
+    let loader = train_loader(4, 4);
+    let start = start(&loader);
+    let ranges0 = act_ranges(&start);
+    let cfg = QatConfig { epochs: 1, lr: 1e-2, warmup_steps: 0, learnable_ranges: true, ..Default::default() };
+    let out = qat(start, &loader, None, &cfg, &Device::flex()).unwrap();
+    assert!(out.epochs[0].observers_frozen && out.epochs[0].map50.is_none());
+    let m = out.model;
+    assert!(m.acts.iter().all(|a| a.learned.is_none()), "learned ranges are written back into `range`");
+    let ranges = act_ranges(&m);
+    let moved = ranges.iter().zip(&ranges0).filter(|(a, b)| a != b).count();
+    assert!(moved > ranges.len() / 2, "only {moved} of {} learned ranges moved", ranges.len());
+    // The ranges moved by about lr per step (Adam), not wildly.
+    for (a, b) in ranges.iter().zip(&ranges0) {
+        assert!((a[0] - b[0]).abs() < 0.1 && (a[1] - b[1]).abs() < 0.1, "{b:?} → {a:?}");
+    }
+    assert!(m.num_params() > 0);
+}
+
+#[test]
+fn invalid_settings_and_empty_loaders_are_option_errors() {
+    let loader = train_loader(4, 4);
+    let start = start(&loader);
+    let device = Device::flex();
+    fn name_of<T>(r: Result<T, QuantError>) -> &'static str {
+        match r {
+            Err(QuantError::Option { name, .. }) => name,
+            Err(e) => panic!("unexpected error {e}"),
+            Ok(_) => panic!("accepted"),
+        }
+    }
+    let epochs0 = QatConfig { epochs: 0, ..Default::default() };
+    assert_eq!(name_of(qat(start.clone(), &loader, None, &epochs0, &device)), "epochs");
+    let lr0 = QatConfig { lr: 0.0, ..Default::default() };
+    assert_eq!(name_of(qat(start.clone(), &loader, None, &lr0, &device)), "lr");
+    // Two images with batch 4 and drop_last: no batch at all.
+    let cfg = LoaderConfig { drop_last: true, workers: 0, ..LoaderConfig::train(IMGSZ, 4) };
+    let empty = Loader::new(synth(Split::Train, 2), cfg, &device).unwrap();
+    assert!(empty.is_empty());
+    assert_eq!(name_of(qat(start.clone(), &empty, None, &QatConfig::default(), &device)), "train");
+    // A stepper refuses a model off the autodiff device.
+    let stepper = QatStepper::new(&start, &QatConfig::default(), IMGSZ, 4);
+    let batch = first_batch(&loader);
+    assert_eq!(name_of(stepper.loss_and_grads(&start, batch.images, &batch.target_rows).map(|_| ())), "device");
+}
