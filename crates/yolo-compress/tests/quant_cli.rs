@@ -164,6 +164,8 @@ fn quantize_errors_are_one_line() {
         (vec!["--weights", missing.to_str().unwrap(), "--data", &data], "missing.safetensors"),
         (vec!["--weights", &ck], "--calib"),
         (vec!["--weights", &ck, "--calib", dir.path().join("nowhere").to_str().unwrap()], "nowhere"),
+        (vec!["--weights", &ck, "--data", &data, "--noval", "--sensitivity", "--rank-by-map"], "--rank-by-map"),
+        (vec!["--weights", &ck, "--calib", c, "--sensitivity", "--keep-float", "999"], "--keep-float 999"),
     ] {
         let mut full = vec!["quantize", "--imgsz", "64"];
         full.extend(args.iter().copied());

@@ -7,7 +7,8 @@
 //! - quantized convs: `{name}.weight` as `I8` `[c_out, c_in/g, kh, kw]` holding the levels
 //!   `clamp(round(w / s_c), −127, 127)` and `{name}.weight_scale` `F32` `[c_out]` holding
 //!   `s_c = max|w_c| / 127` — exactly what [`super::fake::fake_quant_weight`] uses, so `level · s_c`
-//!   is bit-identical to the weight the fake-quantized model runs with;
+//!   is bit-identical to the weight the fake-quantized model runs with (after loading, the model
+//!   re-derives `s_c` from these weights, equal up to one ulp, and lands on the same levels);
 //! - float convs: `{name}.weight` `F32`;
 //! - every conv: `{name}.bias` `F32` `[c_out]` (the folded bias).
 //!

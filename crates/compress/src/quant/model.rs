@@ -53,11 +53,20 @@ impl ActQuant {
         (v.first().copied().unwrap_or(0.0), v.get(1).copied().unwrap_or(0.0))
     }
 
-    /// EMA update with a batch's min/max: `new = (1 − m)·old + m·[min, max]`.
-    fn observe(&self, x: &Tensor<4>, momentum: f64) {
-        let batch = Tensor::cat(vec![x.clone().min().reshape([1]), x.clone().max().reshape([1])], 0).detach();
-        let old = self.range.value_sync().detach();
-        self.range.update(old * (1.0 - momentum) + batch * momentum);
+    /// EMA update with the envelope of this forward pass's members seen so far:
+    /// `new = (1 − m)·start + m·[min, max]`, `start` being the range before the pass (`obs`).
+    fn observe(&self, x: &Tensor<4>, momentum: f64, obs: &mut Option<(Tensor<1>, Tensor<1>)>) {
+        let (lo, hi) = (x.clone().min().reshape([1]).detach(), x.clone().max().reshape([1]).detach());
+        let (start, env) = match obs.take() {
+            None => (self.range.value_sync().detach(), Tensor::cat(vec![lo, hi], 0)),
+            Some((start, env)) => {
+                let env =
+                    Tensor::cat(vec![env.clone().narrow(0, 0, 1).min_pair(lo), env.narrow(0, 1, 1).max_pair(hi)], 0);
+                (start, env)
+            }
+        };
+        self.range.update(start.clone() * (1.0 - momentum) + env.clone() * momentum);
+        *obs = Some((start, env));
     }
 }
 
@@ -224,14 +233,32 @@ impl QuantModel {
         self.run(x, Some(tap))
     }
 
-    fn quantize_value(&self, v: ValueId, t: Tensor<4>) -> Tensor<4> {
+    /// Which values the forward pass fake-quantizes: those with a quantizer, except the outputs of
+    /// pass-through ops (concat, max-pool, upsample, space-to-depth) whose inputs all belong to the
+    /// output's own group — already on its grid, so requantizing would change nothing.
+    pub fn requantized(&self) -> Vec<bool> {
+        let group = &self.placement.group;
+        let mut out: Vec<bool> =
+            (0..self.graph.num_values()).map(|v| group.get(v).copied().flatten().is_some()).collect();
+        for (i, op) in self.graph.ops.iter().enumerate() {
+            let pass_through =
+                matches!(op, Op::Concat { .. } | Op::MaxPool { .. } | Op::Upsample { .. } | Op::SpaceToDepth { .. })
+                    && op.inputs().iter().all(|&v| group.get(v) == group.get(i + 1));
+            if pass_through {
+                out[i + 1] = false;
+            }
+        }
+        out
+    }
+
+    fn quantize_value(&self, v: ValueId, t: Tensor<4>, obs: &mut [Option<(Tensor<1>, Tensor<1>)>]) -> Tensor<4> {
         let Some(g) = self.placement.group.get(v).copied().flatten() else { return t };
         let a = &self.acts[g];
         if let Some(m) = self.observer_momentum
             && a.learned.is_none()
             && t.device().is_autodiff()
         {
-            a.observe(&t, m);
+            a.observe(&t, m, &mut obs[g]);
         }
         let (s, z) = range_qparams(a.current(), self.act_grid);
         fake_quant(t, s, z, self.act_grid)
@@ -239,19 +266,22 @@ impl QuantModel {
 
     fn run(&self, x: Tensor<4>, mut tap: Option<Tap<'_>>) -> RawOutputs {
         let last = self.graph.last_use();
+        let requant = self.requantized();
+        // Per group: the range before this pass and the envelope of its members so far (QAT observers).
+        let mut obs: Vec<Option<(Tensor<1>, Tensor<1>)>> = vec![None; self.acts.len()];
         let mut table: Vec<Option<Tensor<4>>> = vec![None; self.graph.num_values()];
-        let mut emit = |v: ValueId, t: Tensor<4>, requant: bool, table: &mut Vec<Option<Tensor<4>>>| {
+        let mut emit = |v: ValueId, t: Tensor<4>, table: &mut Vec<Option<Tensor<4>>>| {
             let t = match tap.as_mut() {
                 Some(f) => {
                     f(v, &t);
                     t
                 }
-                None if requant => self.quantize_value(v, t),
+                None if requant[v] => self.quantize_value(v, t, &mut obs),
                 None => t,
             };
             table[v] = Some(t);
         };
-        emit(0, x, true, &mut table);
+        emit(0, x, &mut table);
         for (i, op) in self.graph.ops.iter().enumerate() {
             let get = |v: ValueId| table[v].clone().expect("values are produced before they are read");
             let y = match op {
@@ -264,17 +294,12 @@ impl QuantModel {
                 Op::SpaceToDepth { input } => space_to_depth(get(*input)),
                 Op::GlobalMean { input } => get(*input).mean_dims(&[2, 3]),
             };
-            let out = i + 1;
-            // Pass-through ops on int8 inputs of the output's own group need no requantization.
-            let pass_through =
-                matches!(op, Op::Concat { .. } | Op::MaxPool { .. } | Op::Upsample { .. } | Op::SpaceToDepth { .. })
-                    && op.inputs().iter().all(|&v| self.placement.group.get(v) == self.placement.group.get(out));
             for v in op.inputs() {
                 if last[v] == Some(i) {
                     table[v] = None;
                 }
             }
-            emit(out, y, !pass_through, &mut table);
+            emit(i + 1, y, &mut table);
         }
         self.graph
             .outputs

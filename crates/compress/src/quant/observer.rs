@@ -22,14 +22,23 @@
 //!   *kept* (clipping them costs more than the rounding error it saves), while long, thin tails are
 //!   clipped.
 //! - **Entropy**: the clip range minimising the KL divergence `KL(P‖Q)` between the clipped
-//!   histogram `P` (the mass beyond the clip added to the edge bins) and its quantized version `Q`
+//!   histogram `P` (the mass beyond the clip added to the last bin) and its quantized version `Q`
 //!   (Migacz 2017, "8-bit Inference with TensorRT", GTC; Wu et al. 2020). `Q` is built as in
 //!   TensorRT: the bins inside the clip (without the clipped mass) are merged into as many equal
-//!   groups as the grid has levels (128 for a symmetric 8-bit grid, which works on `|x|`, as
-//!   TensorRT does; 256 for an asymmetric one), each group's mass is spread uniformly over the bins
-//!   where `P` is non-zero, and bins where `P > 0` but `Q = 0` are smoothed with a small ε. Only
-//!   clips covering at least that many histogram bins are candidates; when the histogram is too
-//!   coarse for any, the method falls back to min-max.
+//!   groups as the clip holds levels, each group's mass is spread uniformly over the bins where `P`
+//!   is non-zero, and bins where `P > 0` but `Q = 0` are smoothed with a small ε. The search is
+//!   one-sided, from zero outwards: a symmetric grid works on `|x|` with 128 levels (8 bits), as
+//!   TensorRT does. An asymmetric grid keeps the lower bound at the observed minimum and searches
+//!   the upper clip `c` on the histogram of the values `≥ 0` alone (negative values are in neither
+//!   `P` nor `Q`), with the positive share of the 256 levels, `round(256 · c / (c + |lo|))` (all
+//!   256 when `lo = 0`). Clipping a small negative range such as SiLU's hard minimum (−0.2785)
+//!   would save less than a level, while treating its spike of values as clipped mass distorts the
+//!   divergence; only a real negative tail (`|min|` at least half the upper clip) is searched the
+//!   same way, on the mirrored negative half, alternating with the upper clip. Exact zeros are left
+//!   out of `P` and `Q` (zero is exactly representable). Clip edges are rounded outwards to bin
+//!   edges, so the `t = 1` candidate keeps every value. Only clips covering at least as many
+//!   histogram bins as levels are candidates; when the histogram is too coarse for any, the method
+//!   falls back to min-max.
 //!
 //! # Candidates
 //!
@@ -37,8 +46,9 @@
 //! include zero (`[0, max|x|]` on symmetric grids), for `t` on a grid of ~130–330 values in `(0, 1]`:
 //! `k/128` for `k = 1..=128`, refined below `t ≈ 0.18` by geometric steps of `2^(-1/16)` (≈ 4.4 %)
 //! down to one histogram bin, so that clips far below the maximum are found precisely. On
-//! asymmetric grids the best common `t` is then refined by coordinate descent on separate scales
-//! for the negative and the positive side (a one-sided outlier must not drag the other side in).
+//! asymmetric grids MSE refines the best common `t` by coordinate descent on separate scales for
+//! the negative and the positive side (a one-sided outlier must not drag the other side in);
+//! entropy searches `t · hi` and, for a real negative tail, `t · lo` separately (see above).
 //!
 //! # Histogram
 //!
@@ -80,6 +90,11 @@ const GEOMETRIC_PER_OCTAVE: f64 = 16.0;
 
 /// Rounds of coordinate descent for asymmetric clip searches.
 const ASYMMETRIC_ROUNDS: usize = 4;
+
+/// Asymmetric entropy search: the negative side is searched only when its magnitude is at least this
+/// fraction of the positive clip (a real negative tail); otherwise the lower bound stays at the
+/// observed minimum (e.g. SiLU's hard bound at −0.2785, whose clipping would save less than a level).
+const NEG_SEARCH_RATIO: f64 = 0.5;
 
 /// Smoothing mass (in normalised units) for bins where `P > 0` but `Q = 0` in the KL divergence.
 const KL_EPSILON: f64 = 1e-4;
@@ -194,7 +209,8 @@ impl Grid {
     }
 
     /// Number of quantized levels the entropy method merges the histogram into: `2^(bits-1)` on
-    /// `|x|` for symmetric grids (128 for 8 bits, as TensorRT), `2^bits` for asymmetric ones.
+    /// `|x|` for symmetric grids (128 for 8 bits, as TensorRT), `2^bits` for asymmetric ones (shared
+    /// between the two sides of zero in proportion to their clips).
     fn entropy_levels(self) -> usize {
         let bits = self.bits.clamp(2, 16);
         if self.symmetric { 1usize << (bits - 1) } else { 1usize << bits }
@@ -572,30 +588,105 @@ impl View {
         }
     }
 
-    /// Entropy (KL) clip, with clips at bin edges covering at least the grid's number of levels.
+    /// Entropy (KL) clip; see the module docs. Symmetric grids search `t · max|x|` on the folded
+    /// histogram; asymmetric ones search each side of zero on its own half of the histogram
+    /// ([`KlSide`]): first the positive side with the lower bound at the observed minimum, then,
+    /// only if that minimum is at least [`NEG_SEARCH_RATIO`] times the positive clip, both sides in
+    /// turn (the levels each side gets depend on the other side's clip). Exact zeros are left out
+    /// of `P` and `Q`: zero is exactly representable, and a spike of zeros in the first bin would
+    /// make the divergence depend on how many bins the first group spans. `None` if no side has a
+    /// candidate (too coarse a histogram).
     fn entropy_range(&self, grid: Grid) -> Option<(f64, f64)> {
         let levels = grid.entropy_levels();
-        let n = self.counts.len();
-        if n < levels {
-            return None;
-        }
-        let kl = KlPrefix::new(&self.counts);
         let ts = self.scales();
-        let w = self.width;
-        // Relative bin index of the edge nearest to `x`, clamped into the histogram.
-        let edge_of = |x: f64| ((x / w).round() as i64 - self.origin).clamp(0, n as i64) as usize;
-        let abs_edge = |j: usize| (self.origin + j as i64) as f64 * w;
-        if grid.symmetric {
-            let a = self.hi;
-            let t = search_symmetric(&ts, |t| kl.divergence(edge_of(0.0), edge_of(t * a), levels))?;
-            let c = abs_edge(edge_of(t * a)).min(a);
-            Some((-c, c))
-        } else {
-            let (lo, hi) = (self.lo, self.hi);
-            let (tl, th) = search_asymmetric(&ts, |tl, th| kl.divergence(edge_of(tl * lo), edge_of(th * hi), levels))?;
-            Some((abs_edge(edge_of(tl * lo)).max(lo), abs_edge(edge_of(th * hi)).min(hi)))
+        // Relative index of the bin whose left edge is zero (the histogram always covers zero).
+        let z = usize::try_from(-self.origin).ok().filter(|&z| z < self.counts.len())?;
+        // The positive (or folded) side from the zero edge on, without the exact zeros.
+        let mut upper = self.counts[z..].to_vec();
+        upper[0] -= self.zeros_in(z);
+        if self.folded {
+            let c = KlSide::new(upper, self.width, self.hi, false).search(&ts, 0.0, levels)?;
+            return Some((-c, c));
         }
+        let pos = KlSide::new(upper, self.width, self.hi, false);
+        let neg = KlSide::new(self.counts[..z].iter().rev().copied().collect(), self.width, -self.lo, true);
+        let (mut c_lo, mut c_hi) = (-self.lo, self.hi);
+        let mut found = false;
+        if let Some(c) = pos.search(&ts, c_lo, levels) {
+            c_hi = c;
+            found = true;
+        }
+        if c_lo > 0.0 && c_lo >= NEG_SEARCH_RATIO * c_hi {
+            for _ in 0..ASYMMETRIC_ROUNDS {
+                let before = (c_lo, c_hi);
+                if let Some(c) = neg.search(&ts, c_hi, levels) {
+                    c_lo = c;
+                    found = true;
+                }
+                if let Some(c) = pos.search(&ts, c_lo, levels) {
+                    c_hi = c;
+                }
+                if (c_lo, c_hi) == before {
+                    break;
+                }
+            }
+        }
+        found.then_some((if c_lo > 0.0 { -c_lo } else { 0.0 }, c_hi))
     }
+}
+
+/// One side of a histogram for the entropy search: the bins from the zero edge outwards, bin `j`
+/// holding the magnitudes between `j · width` and `(j + 1) · width` (the negative side mirrored;
+/// the folded histogram of `|x|` is one side on its own). Mass on the other side of zero is in
+/// neither `P` nor `Q`.
+struct KlSide {
+    kl: KlPrefix,
+    len: usize,
+    width: f64,
+    /// The largest magnitude on this side (the `t = 1` clip).
+    extreme: f64,
+    /// Negative side: bins are closed on the right (`(j·w, (j+1)·w]` in magnitude), not the left.
+    mirrored: bool,
+}
+
+impl KlSide {
+    fn new(counts: Vec<u64>, width: f64, extreme: f64, mirrored: bool) -> Self {
+        KlSide { kl: KlPrefix::new(&counts), len: counts.len(), width, extreme, mirrored }
+    }
+
+    /// The number of bins from zero that hold every magnitude up to `x`: rounded *up*, so that a
+    /// clip never cuts into the bin of a value it should keep (and `t = 1` keeps everything).
+    fn bins_to(&self, x: f64) -> usize {
+        let k = x / self.width;
+        let k = if self.mirrored { k.ceil() } else { k.floor() + 1.0 };
+        k.clamp(0.0, self.len as f64) as usize
+    }
+
+    /// The clip magnitude (an edge at or above `t · extreme`, at most `extreme`) for candidate `t`,
+    /// with the number of bins it covers.
+    fn clip(&self, t: f64) -> (f64, usize) {
+        let p1 = self.bins_to(t * self.extreme);
+        ((p1 as f64 * self.width).min(self.extreme), p1)
+    }
+
+    /// The clip magnitude minimising `KL(P‖Q)` on this side, `other` being the magnitude of the
+    /// clip on the other side of zero: the grid's `levels` are shared in proportion, this side
+    /// getting `round(levels · c / (c + other))` of them for a clip `c` (all of them when
+    /// `other = 0`). `None` if no candidate covers enough bins or the side holds no mass.
+    fn search(&self, ts: &[f64], other: f64, levels: usize) -> Option<f64> {
+        let t = search_symmetric(ts, |t| {
+            let (c, p1) = self.clip(t);
+            self.kl.divergence(0, p1, side_levels(levels, c, other))
+        })?;
+        Some(self.clip(t).0)
+    }
+}
+
+/// The share of `levels` that falls on a side clipped at magnitude `c` when the other side is
+/// clipped at `other` (at least 2).
+fn side_levels(levels: usize, c: f64, other: f64) -> usize {
+    let share = if c + other > 0.0 { c / (c + other) } else { 1.0 };
+    ((levels as f64 * share).round() as usize).clamp(2, levels.max(2))
 }
 
 /// Candidate scales `t` in `(0, 1]`, in decreasing order: `k / 128` for `k = 128..=1`, plus geometric
@@ -919,6 +1010,42 @@ mod tests {
         sum / values.len() as f64
     }
 
+    /// SiLU activations of 64 channels (each with its own mean and spread) of Gaussian
+    /// pre-activations, 1 % of which are drawn twice as wide (a heavier tail): a hard minimum of
+    /// −0.2785 with a spike of values just above it, and a long, thin positive tail.
+    fn silu_tensor(seed: u64, n: usize) -> Vec<f32> {
+        let mut rng = Rng(seed);
+        (0..n)
+            .map(|i| {
+                let c = (i % 64) as f64;
+                let sigma = 1.0 + 1.5 * ((c * 37.0) % 64.0) / 63.0;
+                let mu = 0.5 * (((c * 11.0) % 64.0) / 63.0 - 0.5);
+                let mut g = rng.gauss();
+                if rng.uniform() < 0.01 {
+                    g *= 2.0;
+                }
+                let x = mu + sigma * g;
+                (x / (1.0 + (-x).exp())) as f32
+            })
+            .collect()
+    }
+
+    /// The `p`-th percentile of `values` (nearest rank below).
+    fn percentile_of(values: &[f32], p: f64) -> f32 {
+        let mut sorted = values.to_vec();
+        sorted.sort_by(f32::total_cmp);
+        sorted[(p / 100.0 * (sorted.len() - 1) as f64) as usize]
+    }
+
+    /// An entropy observer with `bins` bins that has seen `data` in batches of 20 000.
+    fn entropy_observer(data: &[f32], bins: usize) -> Observer {
+        let mut obs = with_bins(CalibMethod::Entropy, bins);
+        for batch in data.chunks(20_000) {
+            obs.observe(batch);
+        }
+        obs
+    }
+
     #[test]
     fn calib_method_names_parse_and_display() {
         let names: Vec<&str> = CalibMethod::ALL.iter().map(|m| m.name()).collect();
@@ -1129,6 +1256,13 @@ mod tests {
         let (lo, hi) = obs.range(Grid::UINT8).unwrap();
         assert!(hi > 2.5 && hi < 20.0, "asymmetric: ({lo}, {hi})");
         assert!(lo < -2.5 && lo > -20.0, "asymmetric: ({lo}, {hi})");
+        // Mirrored: the outliers on the negative side, whose tail is searched on the mirrored half.
+        let mut neg = observer(CalibMethod::Entropy);
+        for b in &batches {
+            neg.observe(&b.iter().map(|v| -v).collect::<Vec<f32>>());
+        }
+        let (lo, hi) = neg.range(Grid::UINT8).unwrap();
+        assert!(lo < -2.5 && lo > -20.0 && hi > 2.5 && hi < 20.0, "mirrored asymmetric: ({lo}, {hi})");
     }
 
     #[test]
@@ -1286,6 +1420,62 @@ mod tests {
             let (lo, hi) = obs.range(Grid { symmetric: false, bits }).unwrap();
             assert!(hi < max_hi && hi > 5.0, "{method}: ({lo}, {hi})");
             assert!(lo < max_lo && lo >= -0.2785, "{method}: ({lo}, {hi})");
+        }
+    }
+
+    #[test]
+    fn entropy_asymmetric_keeps_silu_bound_and_clips_only_the_far_tail() {
+        // Regression: the lower clip was rounded to the nearest bin edge, so about half of all SiLU
+        // tensors had the spike just above −0.2785 treated as clipped mass piled onto the first bin,
+        // and the upper clip landed near a quarter of the range (~7 here, MSE ≈ 9–30× min-max's).
+        let data = silu_tensor(1, 200_000);
+        let obs = entropy_observer(&data, 2048);
+        let (min, max) = obs.min_max().unwrap();
+        let (lo, hi) = obs.range(Grid::UINT8).unwrap();
+        assert_eq!(lo, min, "lower bound kept at the observed minimum: ({lo}, {hi})");
+        let p999 = percentile_of(&data, 99.9);
+        assert!(hi >= p999 && hi <= max, "hi {hi} outside [p99.9 = {p999}, max = {max}]");
+        let kl = naive_mse(&data, f64::from(lo), f64::from(hi), Grid::UINT8);
+        let minmax = naive_mse(&data, f64::from(min), f64::from(max), Grid::UINT8);
+        assert!(kl <= 3.0 * minmax, "entropy ({lo}, {hi}) MSE {kl:e} vs min-max {minmax:e}");
+    }
+
+    #[test]
+    fn entropy_clip_does_not_jump_with_bin_count() {
+        // Regression: the KL cost of mass piled onto the first bin depended only on how many bins
+        // the first group spanned, so the clip jumped with the histogram resolution.
+        let silu = silu_tensor(1, 200_000);
+        // Half exact zeros (ReLU-like): a spike at zero must not act the same way.
+        let relu: Vec<f32> = silu.iter().map(|&v| v.max(0.0)).collect();
+        for (name, data, grids) in
+            [("silu", &silu, &[Grid::UINT8][..]), ("relu", &relu, &[Grid::UINT8, Grid::INT8][..])]
+        {
+            let p999 = percentile_of(data, 99.9);
+            for &grid in grids {
+                let his: Vec<f32> = [1024, 2048, 4096]
+                    .iter()
+                    .map(|&bins| entropy_observer(data, bins).range(grid).unwrap().1)
+                    .collect();
+                let (min, max) = his.iter().fold((f32::MAX, f32::MIN), |(a, b), &h| (a.min(h), b.max(h)));
+                assert!(max <= 1.15 * min, "{name} {grid:?}: hi for 1024/2048/4096 bins {his:?}");
+                assert!(min >= p999, "{name} {grid:?}: hi {his:?} below p99.9 = {p999}");
+            }
+        }
+    }
+
+    #[test]
+    fn entropy_keeps_the_top_bin() {
+        // Regression: the clip edge was rounded to the nearest bin edge, so the `t = 1` candidate
+        // could leave out the top bin. Here the maximum lies 0.4 bin above an edge, with the top bin
+        // as full as the others: the flat histogram must be kept whole.
+        let w = 2.0 / 2048.0;
+        let mut obs = observer(CalibMethod::Entropy);
+        obs.observe(&linspace(0.0, 2.0, 100_001));
+        let top = (2.0 + 0.4 * w) as f32;
+        obs.observe(&linspace(2.0, top, 20));
+        for grid in [Grid::INT8, Grid::UINT8] {
+            let (_, hi) = obs.range(grid).unwrap();
+            assert_eq!(hi, top, "{grid:?}");
         }
     }
 }

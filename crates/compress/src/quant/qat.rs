@@ -389,14 +389,16 @@ fn sync_ranges(model: &QuantModel) {
     }
 }
 
-/// Elements of a batch like `images` seen by each activation quantizer (a float pass of a frozen
-/// copy: nothing in `model` changes).
+/// Elements of a batch like `images` quantized by each activation quantizer (a float pass of a
+/// frozen copy: nothing in `model` changes; pass-through outputs are not requantized, not counted).
 fn range_numel(model: &QuantModel, images: Tensor<4>) -> Vec<usize> {
     let probe = model.valid();
     let device = model_device(&probe);
     let mut numel = vec![0usize; model.acts.len()];
+    let requant = probe.requantized();
     probe.forward_tap(images.without_autodiff().to_device(&device), &mut |v, t| {
-        if let Some(g) = probe.placement.group.get(v).copied().flatten()
+        if requant.get(v).copied().unwrap_or(false)
+            && let Some(g) = probe.placement.group.get(v).copied().flatten()
             && let Some(n) = numel.get_mut(g)
         {
             *n += t.shape().num_elements();

@@ -102,8 +102,10 @@ impl QConv {
     /// Per-channel BN factor `γ/√(σ²_run+ε)` and shift `β − μ_run·γ/√(σ²_run+ε)` (`None` without BN).
     fn bn_affine(&self) -> Option<(Tensor<1>, Tensor<1>)> {
         let bn = self.bn.as_ref()?;
-        let scale = bn.gamma.val() / (bn.running_var.value() + bn.epsilon).sqrt();
-        let shift = bn.beta.val() - bn.running_mean.value() * scale.clone();
+        // `value_sync`: Burn keeps the last training update pending until the next one, and after
+        // the BN freeze there is no next one.
+        let scale = bn.gamma.val() / (bn.running_var.value_sync() + bn.epsilon).sqrt();
+        let shift = bn.beta.val() - bn.running_mean.value_sync() * scale.clone();
         Some((scale, shift))
     }
 

@@ -115,6 +115,10 @@ pub struct QuantizeArgs {
     /// Convs the mixed-precision suggestion keeps in float.
     #[arg(long, default_value_t = 3)]
     keep_float: usize,
+    /// Rank the sensitivity by each conv's mAP50-95 drop instead of its SQNR (needs validation data;
+    /// single-layer drops are often below the evaluation's noise).
+    #[arg(long)]
+    rank_by_map: bool,
     /// Folder of the sensitivity files (default: the folder of --out).
     #[arg(long)]
     save_dir: Option<PathBuf>,
@@ -166,7 +170,13 @@ pub fn run(a: QuantizeArgs) -> Result<()> {
     };
     // Check the selection before any expensive step (a pattern matching nothing is an error).
     let names = QuantModel::from_model(&model)?.conv_names();
-    select_convs(&names, &quant)?;
+    let selected = select_convs(&names, &quant)?.iter().filter(|q| **q).count();
+    if a.sensitivity && a.keep_float > selected {
+        bail!("--keep-float {} exceeds the {selected} convs that are quantized", a.keep_float);
+    }
+    if a.rank_by_map && (a.noval || a.data.is_none()) {
+        bail!("--rank-by-map needs validation data: give --data and drop --noval");
+    }
 
     let stride = model.max_stride().max(32) as u32;
     let val_cfg = LoaderConfig { workers: a.workers, stride, ..LoaderConfig::val(a.imgsz, a.batch) };
@@ -231,7 +241,11 @@ pub fn run(a: QuantizeArgs) -> Result<()> {
         verbose: !quiet,
         ..QatConfig::default()
     };
-    let sensitivity = a.sensitivity.then(|| SensitivityConfig { keep_float: a.keep_float, with_map: eval.is_some() });
+    let sensitivity = a.sensitivity.then(|| SensitivityConfig {
+        keep_float: a.keep_float,
+        with_map: eval.is_some(),
+        rank_by_map: a.rank_by_map,
+    });
     let cfg = QuantizeConfig { method, quant, qat, sensitivity };
     if !quiet {
         eprintln!("{method}: calibrating with {calib_method} on {calib_count} images at {} px", a.imgsz);
