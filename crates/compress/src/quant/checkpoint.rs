@@ -216,7 +216,9 @@ pub fn load_int8(path: &Path, device: &Device) -> Result<(QuantModel, BTreeMap<S
     let st = SafeTensors::deserialize(&data).map_err(|e| err(format!("not a safetensors file: {e}")))?;
 
     let model = arch.build(device).map_err(|e| err(format!("cannot build the stored architecture: {e}")))?;
-    let mut q = QuantModel::from_model(&model)?.fold_bn();
+    let mut q = QuantModel::from_model(&model)
+        .map_err(|e| err(format!("cannot lower the stored architecture: {e}")))?
+        .fold_bn();
     let want = q.conv_names();
     if names.len() != want.len() || flags.len() != want.len() {
         return Err(err(format!(

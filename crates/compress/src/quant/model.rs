@@ -334,6 +334,25 @@ mod tests {
     use yolo_compress_model::Architecture;
 
     #[test]
+    fn ema_observer_tracks_the_envelope_of_a_group_within_a_pass() {
+        let device = Device::flex();
+        let a = ActQuant::new(0.0, 1.0, &device);
+        let t = |v: [f32; 2]| Tensor::<1>::from_floats(v, &device).reshape([1, 1, 1, 2]);
+        let mut obs = None;
+        // First member of the pass: (1 − m)·start + m·[min, max].
+        a.observe(&t([-1.0, 2.0]), 0.5, &mut obs);
+        assert_eq!(a.host_range(), (-0.5, 1.5));
+        // Second member: the same start, blended with the envelope of both members (not with the
+        // first member's update, which would give (−0.25, 4.75)).
+        a.observe(&t([0.0, 8.0]), 0.5, &mut obs);
+        assert_eq!(a.host_range(), (-0.5, 4.5));
+        // A new pass starts from the committed range.
+        let mut obs = None;
+        a.observe(&t([0.0, 0.5]), 0.5, &mut obs);
+        assert_eq!(a.host_range(), (-0.25, 2.5));
+    }
+
+    #[test]
     fn float_graph_equals_the_model_for_every_builtin() {
         let device = Device::flex();
         for name in ["yolov5n.yaml", "yolov5s-ghost.yaml", "yolov5-ghostnet.yaml"] {
