@@ -244,7 +244,7 @@ impl<B: Backbone> DetectionModel for Detector<B> {
     }
 
     fn max_stride(&self) -> usize {
-        self.detect.strides.iter().fold(1.0f32, |a, &s| a.max(s)) as usize
+        self.detect.max_stride()
     }
 }
 
@@ -443,6 +443,11 @@ impl<B: Backbone> Detector<B> {
         // DetectionModel + Sequential + the one SiLU instance all Conv blocks share.
         3 + self.backbone.torch_modules() + neck + self.detect.torch_modules()
     }
+
+    /// The largest stride (input sizes must be multiples of it).
+    pub fn max_stride(&self) -> usize {
+        self.detect.max_stride()
+    }
 }
 
 impl YoloModel {
@@ -455,11 +460,6 @@ impl YoloModel {
         let n = self.neck.layers.len();
         outs.extend(table.into_iter().skip(outs.len()).take(n).map(|t| t.expect("neck layer ran")));
         (outs, raw)
-    }
-
-    /// The largest stride (input sizes must be multiples of it).
-    pub fn max_stride(&self) -> usize {
-        self.detect.strides.iter().fold(1.0f32, |a, &b| a.max(b)) as usize
     }
 }
 

@@ -324,7 +324,7 @@ impl DetectionModel for QuantModel {
     }
 
     fn max_stride(&self) -> usize {
-        self.head.strides.iter().fold(1.0f32, |a, &s| a.max(s)) as usize
+        self.head.max_stride()
     }
 }
 

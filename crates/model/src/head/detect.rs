@@ -92,6 +92,11 @@ impl Detect {
         self.m.len()
     }
 
+    /// The largest stride (input sizes must be multiples of it).
+    pub fn max_stride(&self) -> usize {
+        self.strides.iter().fold(1.0f32, |a, &s| a.max(s)) as usize
+    }
+
     /// Anchors of level `i` in pixels, as ultralytics' `anchor_grid` (`anchors[i]·stride[i]` in f32).
     pub fn anchors_px(&self, i: usize) -> Vec<[f32; 2]> {
         let s = self.strides[i];
