@@ -17,12 +17,15 @@
 //! ```
 //! Writes `study.json` and `study.md` into `--out` (default `runs/prune_study`).
 
+mod common;
+
+use common::latency_ms;
+
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
-use burn::prelude::*;
 use yolo_compress::compress::prune::importance::unit_scores;
 use yolo_compress::compress::prune::surgery::{model_tensors, prune_model};
 use yolo_compress::compress::prune::{
@@ -93,22 +96,6 @@ fn parse_args() -> Result<Options> {
     Ok(o)
 }
 
-/// Median batch-1 forward latency (ms) of the fused model over 20 runs after 3 warm-ups.
-fn latency_ms(model: &YoloModel, imgsz: usize, device: &Device) -> f64 {
-    let m = model.clone().fuse();
-    let x = Tensor::<4>::zeros([1, 3, imgsz, imgsz], device);
-    let mut t: Vec<f64> = (0..23)
-        .map(|_| {
-            let s = Instant::now();
-            let _ = m.forward(x.clone()).decoded.into_data();
-            s.elapsed().as_secs_f64() * 1e3
-        })
-        .skip(3)
-        .collect();
-    t.sort_by(f64::total_cmp);
-    t[t.len() / 2]
-}
-
 fn main() -> Result<()> {
     let o = parse_args()?;
     let device = device_from_name(&o.device)?;
@@ -153,7 +140,7 @@ fn main() -> Result<()> {
 
     let base_info = ModelInfo::of(&model, imgsz);
     let base_map = val_map(&model)?;
-    let base_lat = latency_ms(&model, imgsz, &device);
+    let base_lat = latency_ms(&model.clone().fuse(), imgsz, &device);
     eprintln!(
         "baseline: params {} GFLOPs {:.3} mAP50-95 {base_map:.4} latency {base_lat:.2} ms",
         base_info.params, base_info.gflops
@@ -210,7 +197,7 @@ fn main() -> Result<()> {
         }
         let info = ModelInfo::of(&out.model, imgsz);
         let after_prune = val_map(&out.model)?;
-        let lat = latency_ms(&out.model, imgsz, &device);
+        let lat = latency_ms(&out.model.clone().fuse(), imgsz, &device);
         let tuned = finetune(out.model, format!("ft_{method:?}").to_lowercase(), o.ft_epochs)?;
         let after_ft = val_map(&tuned)?;
         eprintln!(

@@ -13,13 +13,16 @@
 //! ```
 //! Writes `study.json` and `study.md` into `--out` (default `runs/quant_study`).
 
+mod common;
+
+use common::latency_ms;
+
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
-use burn::prelude::*;
 use yolo_compress::compress::quant::checkpoint::save_int8;
 use yolo_compress::compress::quant::qat::{QatConfig, qat};
 use yolo_compress::compress::quant::{
@@ -82,21 +85,6 @@ fn parse_args() -> Result<Options> {
         bail!("--weights and --data are required");
     }
     Ok(o)
-}
-
-/// Median batch-1 latency (ms) over 20 runs after 3 warm-ups.
-fn latency_ms(model: &dyn DetectionModel, imgsz: usize, device: &Device) -> f64 {
-    let x = Tensor::<4>::zeros([1, 3, imgsz, imgsz], device);
-    let mut t: Vec<f64> = (0..23)
-        .map(|_| {
-            let s = Instant::now();
-            let _ = model.forward(x.clone()).decoded.into_data();
-            s.elapsed().as_secs_f64() * 1e3
-        })
-        .skip(3)
-        .collect();
-    t.sort_by(f64::total_cmp);
-    t[t.len() / 2]
 }
 
 fn main() -> Result<()> {

@@ -2,38 +2,20 @@
 //! raw outputs equal the in-memory fake-quantized model's, from a file about 4× smaller than the
 //! float checkpoint; a float checkpoint given to the int8 loader is a typed error naming the file.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::path::Path;
 
 use burn::prelude::*;
 use burn::tensor::Distribution;
-use rand::{Rng, SeedableRng};
-use rand_chacha::ChaCha8Rng;
 use yolo_compress_compress::QuantError;
 use yolo_compress_compress::quant::checkpoint::{is_int8_checkpoint, load_int8, save_int8};
 use yolo_compress_compress::quant::{QuantConfig, QuantModel, calibrate, ptq, select_convs};
-use yolo_compress_model::state::{NamedTensors, Slot, TensorVisitor};
 use yolo_compress_model::weights::save_checkpoint;
-use yolo_compress_model::{Architecture, WeightsError, YoloModel};
+use yolo_compress_model::{Architecture, YoloModel};
 
-/// Random BN statistics and affine parameters, so that BN is not the identity.
-fn randomize_bn(model: &mut YoloModel, seed: u64, device: &Device) {
-    struct V<'a>(ChaCha8Rng, &'a Device);
-    impl TensorVisitor for V<'_> {
-        fn visit(&mut self, key: &str, mut slot: Slot<'_>) -> Result<(), WeightsError> {
-            let n: usize = slot.shape().iter().product();
-            let range = match (&slot, key.rsplit('.').next()) {
-                (Slot::Running(_), Some("running_var")) | (Slot::Param1(_), Some("weight")) => 0.5..1.5,
-                (Slot::Running(_), _) | (Slot::Param1(_), _) => -0.3..0.3,
-                _ => return Ok(()),
-            };
-            let v = (0..n).map(|_| self.0.random_range(range.clone())).collect();
-            slot.set(v, self.1);
-            Ok(())
-        }
-    }
-    model.visit_tensors("model", &mut V(ChaCha8Rng::seed_from_u64(seed), device)).unwrap();
-}
+use common::randomize_bn;
 
 fn float_model(seed: u64, device: &Device) -> YoloModel {
     device.seed(seed);
