@@ -1,14 +1,17 @@
 //! Quantization-aware training on a tiny YOLOv5 (yolov5n at half its width, 64 px) and tiny
 //! synthetic data: the loss falls, gradients pass the fake quantizers, BN statistics and activation
-//! observers update exactly when they should, and `qat` returns a frozen inference model.
+//! observers update exactly when they should, and `qat` returns a frozen inference model and writes
+//! its run folder.
 
+use std::path::Path;
 use std::sync::Arc;
 
 use burn::module::Module;
 use burn::prelude::*;
 use yolo_compress_compress::QuantError;
 use yolo_compress_compress::quant::calibrate::loader_images;
-use yolo_compress_compress::quant::qat::{QatConfig, QatOptimizer, QatStepper, qat};
+use yolo_compress_compress::quant::checkpoint::load_int8;
+use yolo_compress_compress::quant::qat::{QAT_RESULTS_COLUMNS, QatConfig, QatEpoch, QatOptimizer, QatStepper, qat};
 use yolo_compress_compress::quant::{ActQuant, ObserverConfig, QuantConfig, QuantModel, calibrate, select_convs};
 use yolo_compress_data::loader::{Batch, Loader, LoaderConfig};
 use yolo_compress_data::synth::{Split, SynthConfig, SynthSource};
@@ -206,8 +209,52 @@ fn observers_move_ranges_towards_the_batch_only_when_active_and_training() {
     assert!((moved[g][0] - want[0]).abs() < 1e-6 && (moved[g][1] - want[1]).abs() < 1e-6, "{:?} vs {want:?}", moved[g]);
 }
 
+/// The largest relative difference `|a − b| / max(|a|, 1)` of the raw outputs of `a` and `b` on `x`.
+fn max_rel_diff(a: &QuantModel, b: &QuantModel, x: Tensor<4>) -> f32 {
+    let (ra, rb) = (a.forward_raw(x.clone()), b.forward_raw(x));
+    assert_eq!(ra.len(), rb.len());
+    let mut worst = 0.0f32;
+    for (ta, tb) in ra.into_iter().zip(rb) {
+        let (va, vb) = (host(ta), host(tb));
+        assert_eq!(va.len(), vb.len());
+        for (&p, &q) in va.iter().zip(&vb) {
+            worst = worst.max((p - q).abs() / p.abs().max(1.0));
+        }
+    }
+    worst
+}
+
+/// Raw outputs of `a` and `b` on `x` agree within 1e-4 relative (int8 checkpoint round trip).
+fn assert_same_outputs(a: &QuantModel, b: &QuantModel, x: Tensor<4>, what: &str) {
+    let d = max_rel_diff(a, b, x);
+    assert!(d <= 1e-4, "{what}: relative difference {d}");
+}
+
+/// `results.csv` of `dir`: the header, then one row per epoch whose figures are `epochs`'.
+fn check_results_csv(dir: &Path, epochs: &[QatEpoch]) {
+    let text = std::fs::read_to_string(dir.join("results.csv")).unwrap();
+    let rows: Vec<Vec<&str>> = text.lines().map(|l| l.split(',').map(str::trim).collect()).collect();
+    assert_eq!(rows.len(), 1 + epochs.len(), "{text}");
+    assert_eq!(rows[0], QAT_RESULTS_COLUMNS);
+    let col = |name: &str| QAT_RESULTS_COLUMNS.iter().position(|c| *c == name).unwrap();
+    for (row, e) in rows[1..].iter().zip(epochs) {
+        let num = |name: &str| row[col(name)].parse::<f64>().unwrap_or_else(|_| panic!("{name}: {row:?}"));
+        assert_eq!(num("epoch") as usize, e.epoch);
+        // `%.5g`: five significant digits, a relative error below 5e-5.
+        for (name, want) in [("metrics/mAP_0.5", e.map50.unwrap()), ("metrics/mAP_0.5:0.95", e.map50_95.unwrap())] {
+            assert!((num(name) - want).abs() <= 5e-5 * want.abs() + 1e-12, "{name}: {row:?} vs {e:?}");
+        }
+        assert!((num("train/box_loss") - f64::from(e.loss[0])).abs() <= 1e-4 * f64::from(e.loss[0]).max(1.0));
+        assert_eq!(num("bn_frozen") == 1.0, e.bn_frozen);
+        assert_eq!(num("observers_frozen") == 1.0, e.observers_frozen);
+        assert!(num("x/lr0") > 0.0);
+    }
+}
+
 #[test]
-fn qat_returns_a_frozen_inference_model() {
+fn qat_returns_a_frozen_inference_model_and_writes_its_run_folder() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run_dir = tmp.path().join("runs").join("exp");
     let loader = train_loader(8, 4);
     let val = val_loader();
     let start = start(&loader);
@@ -221,10 +268,39 @@ fn qat_returns_a_frozen_inference_model() {
         freeze_observers_after: Some(1),
         observer_momentum: 0.1,
         max_batches: Some(2),
+        run_dir: Some(run_dir.clone()),
         ..Default::default()
     };
     let out = qat(start, &loader, Some(&val), &cfg, &Device::flex()).unwrap();
     assert_eq!(out.epochs.len(), 2);
+    assert_eq!(out.run_dir.as_deref(), Some(run_dir.as_path()));
+
+    // The run folder: args.yaml (the config), results.csv (the returned figures), the checkpoints.
+    let args = std::fs::read_to_string(run_dir.join("args.yaml")).unwrap();
+    assert!(args.contains("epochs: 2") && args.contains("max_batches: 2"), "{args}");
+    check_results_csv(&run_dir, &out.epochs);
+    let x = first_batch(&val).images;
+    let folded = out.model.clone().fold_bn();
+    let (last, meta) = load_int8(&run_dir.join("weights/last.safetensors"), &Device::flex()).unwrap();
+    assert_eq!(meta.get("epoch").map(String::as_str), Some("1"));
+    assert_eq!(last.quantized(), folded.quantized());
+    let (best, meta) = load_int8(&run_dir.join("weights/best.safetensors"), &Device::flex()).unwrap();
+    assert_eq!(meta.get("epoch"), Some(&out.best_epoch.to_string()), "best.safetensors is the returned epoch");
+    assert_same_outputs(&best, &folded, x.clone(), "best.safetensors vs the returned model");
+    if out.best_epoch == 1 {
+        assert_same_outputs(&last, &folded, x.clone(), "last.safetensors vs the returned (last) model");
+    } else {
+        // Epoch 1 overwrote last.safetensors with a model that trained one epoch longer.
+        assert!(max_rel_diff(&last, &best, x.clone()) > 1e-4, "last.safetensors still holds epoch 0");
+    }
+    assert!(
+        std::fs::read_dir(run_dir.join("weights")).unwrap().all(|f| {
+            let name = f.unwrap().file_name();
+            name == "last.safetensors" || name == "best.safetensors"
+        }),
+        "no temporary file is left behind"
+    );
+
     assert!(!out.epochs[0].bn_frozen && !out.epochs[0].observers_frozen);
     assert!(out.epochs[1].bn_frozen && out.epochs[1].observers_frozen);
     for e in &out.epochs {
@@ -240,7 +316,6 @@ fn qat_returns_a_frozen_inference_model() {
     assert_ne!(weights(&m), w0, "QAT changed no weight");
     assert_ne!(act_ranges(&m), ranges0, "the observers of epoch 0 moved no range");
     // Inference is deterministic and updates nothing.
-    let x = first_batch(&val).images;
     let (ranges, stats) = (act_ranges(&m), bn_stats(&m));
     let a = host(m.forward(x.clone()).decoded);
     let b = host(m.forward(x).decoded);
@@ -254,10 +329,26 @@ fn learnable_ranges_train_and_are_written_back() {
     let loader = train_loader(4, 4);
     let start = start(&loader);
     let ranges0 = act_ranges(&start);
-    let cfg = QatConfig { epochs: 1, lr: 1e-2, warmup_steps: 0, learnable_ranges: true, ..Default::default() };
+    let tmp = tempfile::tempdir().unwrap();
+    let run_dir = tmp.path().join("lsq");
+    let cfg = QatConfig {
+        epochs: 1,
+        lr: 1e-2,
+        warmup_steps: 0,
+        learnable_ranges: true,
+        run_dir: Some(run_dir.clone()),
+        ..Default::default()
+    };
     let out = qat(start, &loader, None, &cfg, &Device::flex()).unwrap();
     assert!(out.epochs[0].observers_frozen && out.epochs[0].map50.is_none());
     let m = out.model;
+    // Without validation: last.safetensors is the returned model (learned ranges included), and
+    // there is no best.safetensors.
+    let (last, _) = load_int8(&run_dir.join("weights/last.safetensors"), &Device::flex()).unwrap();
+    assert_same_outputs(&last, &m.clone().fold_bn(), first_batch(&loader).images, "last.safetensors (no val)");
+    assert!(!run_dir.join("weights/best.safetensors").exists(), "best.safetensors needs validation");
+    let csv = std::fs::read_to_string(run_dir.join("results.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 2, "{csv}");
     assert!(m.acts.iter().all(|a| a.learned.is_none()), "learned ranges are written back into `range`");
     let ranges = act_ranges(&m);
     let moved = ranges.iter().zip(&ranges0).filter(|(a, b)| a != b).count();

@@ -59,6 +59,7 @@ fn ptq_checkpoint_is_small_and_val_detect_bench_run_it() {
         assert!((0.0..=1.0).contains(&m), "{key} = {m}");
     }
     assert_eq!(v["qat_epochs"].as_array().map(Vec::len), Some(0));
+    assert_eq!(v.get("run_dir"), Some(&serde_json::Value::Null), "PTQ writes no run folder");
     assert!(v["sensitivity"].is_null());
     let (model, meta) = load_int8(&out, &Device::flex()).unwrap();
     assert_eq!(model.quantized().iter().filter(|&&x| x).count() as u64, q);
@@ -178,10 +179,13 @@ fn quantize_errors_are_one_line() {
 }
 
 #[test]
-fn qat_one_epoch_reports_its_epoch() {
+fn qat_one_epoch_reports_its_epoch_and_writes_a_run_folder() {
     let dir = tempfile::tempdir().unwrap();
     let (data, ck) = setup(dir.path());
     let out = dir.path().join("qat.safetensors");
+    let project = dir.path().join("runs");
+    // A taken name is incremented, as `ycomp train` does.
+    std::fs::create_dir_all(project.join("exp")).unwrap();
     let v = quantize(&[
         "--weights",
         &ck,
@@ -197,8 +201,19 @@ fn qat_one_epoch_reports_its_epoch() {
         "2",
         "--out",
         out.to_str().unwrap(),
+        "--project",
+        project.to_str().unwrap(),
     ]);
     assert_eq!(v["method"].as_str(), Some("qat"));
+    let run = project.join("exp2");
+    assert_eq!(v["run_dir"].as_str().map(PathBuf::from), Some(run.clone()), "{v}");
+    for f in ["args.yaml", "results.csv", "weights/last.safetensors", "weights/best.safetensors"] {
+        assert!(run.join(f).is_file(), "{f} missing in {}", run.display());
+    }
+    let csv = std::fs::read_to_string(run.join("results.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 2, "a header and one epoch: {csv}");
+    assert!(csv.lines().next().unwrap().contains("metrics/mAP_0.5:0.95"), "{csv}");
+    assert!(is_int8_checkpoint(&run.join("weights/last.safetensors")));
     let epochs = v["qat_epochs"].as_array().unwrap();
     assert_eq!(epochs.len(), 1);
     let loss = epochs[0]["loss"].as_array().unwrap();

@@ -39,26 +39,41 @@
 //! [`QuantModel::fold_bn`] for export), observers off, learned ranges written back into the
 //! quantizers' `range` (so the model has no trainable range left).
 //!
+//! **Run folder** ([`QatConfig::run_dir`], optional): as the float trainer's run, `args.yaml`
+//! (the [`QatConfig`]) before training, then after every epoch `results.csv` (rewritten whole,
+//! atomically, with one row per epoch so far; columns [`QAT_RESULTS_COLUMNS`], values as
+//! ultralytics' `%.5g`, mAP 0 without validation as the float trainer writes it, the freeze flags
+//! as 0/1), `weights/last.safetensors` (that epoch's frozen model as an int8 checkpoint, BN folded)
+//! and, with validation, `weights/best.safetensors` whenever the fitness improves (strictly, or
+//! ties at a later epoch — the same rule as the returned model, so `best.safetensors` holds the
+//! returned model). Every file is written atomically (temporary file + rename): a crash leaves the
+//! previous epoch's files intact.
+//!
 //! Not done (documented simplifications): no EMA of weights (its averaged weights would not match
 //! the BN statistics gathered by the training weights during the unfrozen phase), no gradient
 //! accumulation, no AutoAnchor (the anchors are the calibrated model's).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
 
 use burn::module::{Module, ModuleMapper, Param, ParamId};
 use burn::optim::GradientsParams;
 use burn::prelude::*;
-use burn::tensor::GradientCheckpointingStrategy;
 use serde::{Deserialize, Serialize};
 use yolo_compress_data::augment::Hyp;
 use yolo_compress_data::loader::Loader;
 use yolo_compress_train::TrainError;
 use yolo_compress_train::loss::{YoloLoss, YoloLossConfig};
-use yolo_compress_train::optim::{NOMINAL_BATCH_SIZE, Optimizer, OptimizerConfig, OptimizerKind, ParamGroup};
+use yolo_compress_train::optim::{
+    AutodiffState, NOMINAL_BATCH_SIZE, Optimizer, OptimizerConfig, OptimizerKind, ParamGroup,
+};
 use yolo_compress_train::optim::{clip_grad_norm_params, scaled_weight_decay};
 use yolo_compress_train::trainer::MAX_GRAD_NORM;
+use yolo_compress_train::trainer::run_dir::{format_g, write_yaml};
 use yolo_compress_train::val::{ValConfig, validate};
 
+use super::checkpoint::save_int8;
 use super::fake::grid_bounds;
 use super::model::QuantModel;
 use crate::error::QuantError;
@@ -111,6 +126,10 @@ pub struct QatConfig {
     pub max_batches: Option<usize>,
     /// Progress lines on stderr (default false).
     pub verbose: bool,
+    /// Run folder for `args.yaml`, `results.csv` and the per-epoch int8 checkpoints
+    /// `weights/last.safetensors` / `best.safetensors` (default `None`: nothing written). Created
+    /// if missing; files of an earlier run in it are overwritten.
+    pub run_dir: Option<PathBuf>,
 }
 
 impl Default for QatConfig {
@@ -131,6 +150,7 @@ impl Default for QatConfig {
             label_smoothing: 0.0,
             max_batches: None,
             verbose: false,
+            run_dir: None,
         }
     }
 }
@@ -232,6 +252,73 @@ pub struct QatOutcome {
     pub epochs: Vec<QatEpoch>,
     /// The epoch whose model was returned.
     pub best_epoch: usize,
+    /// The run folder written ([`QatConfig::run_dir`]), if any.
+    pub run_dir: Option<PathBuf>,
+}
+
+/// The `results.csv` columns of a QAT run folder (ultralytics' names where they apply).
+pub const QAT_RESULTS_COLUMNS: [&str; 9] = [
+    "epoch",
+    "train/box_loss",
+    "train/obj_loss",
+    "train/cls_loss",
+    "metrics/mAP_0.5",
+    "metrics/mAP_0.5:0.95",
+    "x/lr0",
+    "bn_frozen",
+    "observers_frozen",
+];
+
+/// The files of a QAT run folder (see the module docs).
+struct RunFolder {
+    dir: PathBuf,
+    /// `results.csv` so far (header included), rewritten whole after every epoch.
+    results: String,
+}
+
+fn io_error(path: PathBuf, source: std::io::Error) -> QuantError {
+    QuantError::Train(TrainError::Io { path, source })
+}
+
+impl RunFolder {
+    /// Creates `dir` and `dir/weights` and writes `args.yaml`.
+    fn create(dir: &Path, cfg: &QatConfig) -> Result<Self, QuantError> {
+        let weights = dir.join("weights");
+        std::fs::create_dir_all(&weights).map_err(|e| io_error(weights, e))?;
+        write_yaml(&dir.join("args.yaml"), cfg)?;
+        let header: Vec<String> = QAT_RESULTS_COLUMNS.iter().map(|c| format!("{c:>20}")).collect();
+        Ok(RunFolder { dir: dir.to_path_buf(), results: format!("{}\n", header.join(",")) })
+    }
+
+    /// Adds the row of `e` (trained at final lr `lr`) and rewrites `results.csv` atomically.
+    fn record(&mut self, e: &QatEpoch, lr: f64) -> Result<(), QuantError> {
+        let flag = |b: bool| if b { 1.0 } else { 0.0 };
+        let values = [
+            f64::from(e.loss[0]),
+            f64::from(e.loss[1]),
+            f64::from(e.loss[2]),
+            e.map50.unwrap_or(0.0),
+            e.map50_95.unwrap_or(0.0),
+            lr,
+            flag(e.bn_frozen),
+            flag(e.observers_frozen),
+        ];
+        let mut row = vec![format!("{:>20}", e.epoch)];
+        row.extend(values.iter().map(|v| format!("{:>20}", format_g(*v, 5))));
+        let _ = writeln!(self.results, "{}", row.join(","));
+        let path = self.dir.join("results.csv");
+        yolo_compress_model::weights::atomic_write(&path, self.results.as_bytes()).map_err(|e| io_error(path, e))
+    }
+
+    /// Saves `model` (frozen, BN unfolded: [`save_int8`] folds it) as `weights/<name>.safetensors`.
+    fn save(&self, name: &str, model: &QuantModel, epoch: usize) -> Result<(), QuantError> {
+        let meta = BTreeMap::from([
+            ("producer".to_string(), "yolo-compress qat".to_string()),
+            ("quant_method".to_string(), "qat".to_string()),
+            ("epoch".to_string(), epoch.to_string()),
+        ]);
+        save_int8(model, &self.dir.join("weights").join(format!("{name}.safetensors")), &meta).map(|_| ())
+    }
 }
 
 /// One trainable tensor of a [`QuantModel`], as the optimizer keys it.
@@ -407,37 +494,6 @@ fn range_numel(model: &QuantModel, images: Tensor<4>) -> Vec<usize> {
     numel
 }
 
-/// Autodiff settings of a parameter, restored on its updated value.
-struct AutodiffState {
-    autodiff: bool,
-    require_grad: bool,
-    checkpointing: Option<GradientCheckpointingStrategy>,
-}
-
-impl AutodiffState {
-    fn capture<const D: usize>(t: &Tensor<D>) -> Self {
-        Self {
-            autodiff: t.is_autodiff(),
-            require_grad: t.is_require_grad(),
-            checkpointing: t.gradient_checkpointing_strategy(),
-        }
-    }
-
-    fn restore<const D: usize>(&self, updated: Tensor<D>) -> Tensor<D> {
-        if !self.autodiff {
-            return updated;
-        }
-        let mut t = Tensor::from_inner(updated);
-        if let Some(strategy) = self.checkpointing {
-            t = t.with_gradient_checkpointing_strategy(strategy);
-        }
-        if self.require_grad {
-            t = t.require_grad();
-        }
-        t
-    }
-}
-
 /// Applies [`Optimizer::step_tensor`] to every indexed parameter that has a gradient.
 struct StepMapper<'a> {
     optimizer: &'a mut Optimizer,
@@ -483,8 +539,11 @@ fn frozen(model: &QuantModel) -> QuantModel {
 /// its config says); `val`, when given, is validated after every epoch and decides which epoch's
 /// model is returned.
 ///
-/// Errors: invalid settings or an empty loader ([`QuantError::Option`]), loader failures and a
-/// non-finite loss ([`QuantError::Train`]).
+/// With [`QatConfig::run_dir`] the run folder is written as the module docs describe.
+///
+/// Errors: invalid settings or an empty loader ([`QuantError::Option`]), loader failures, a
+/// non-finite loss and run-folder I/O naming the file ([`QuantError::Train`]), a checkpoint that
+/// cannot be written ([`QuantError::Checkpoint`]).
 pub fn qat(
     model: QuantModel,
     train: &Loader,
@@ -499,6 +558,7 @@ pub fn qat(
     if val.is_some_and(Loader::is_empty) {
         return Err(option_error("val", "the validation loader has no batches"));
     }
+    let mut run = cfg.run_dir.as_deref().map(|d| RunFolder::create(d, cfg)).transpose()?;
     let plain = device.clone().without_autodiff();
     let ad = plain.clone().autodiff();
     // `valid()` first: a copy with its own running states (Burn shares them between clones), so
@@ -576,6 +636,7 @@ pub fn qat(
             bn_frozen,
             observers_frozen,
         };
+        let last_lr = qat_lr(cfg, stepper.steps().saturating_sub(1), total_steps);
         if cfg.verbose {
             let maps = match (record.map50, record.map50_95) {
                 (Some(a), Some(b)) => format!(" | mAP50 {a:.4} mAP50-95 {b:.4}"),
@@ -588,16 +649,24 @@ pub fn qat(
                 mloss[0],
                 mloss[1],
                 mloss[2],
-                qat_lr(cfg, stepper.steps().saturating_sub(1), total_steps),
+                last_lr,
                 if bn_frozen { "frozen" } else { "batch stats" },
                 if observers_frozen { "off" } else { "EMA" },
             );
         }
-        epochs.push(record);
         // The best validated snapshot (ties: the later epoch, which trained longer); without
         // validation every epoch "wins", so the last one is returned.
         let fitness = report.as_ref().map_or(0.0, |r| r.metrics.fitness());
-        if best.as_ref().is_none_or(|(f, _, _)| fitness >= *f) {
+        let improved = best.as_ref().is_none_or(|(f, _, _)| fitness >= *f);
+        if let Some(run) = run.as_mut() {
+            run.record(&record, last_lr)?;
+            run.save("last", &snapshot, epoch)?;
+            if improved && report.is_some() {
+                run.save("best", &snapshot, epoch)?;
+            }
+        }
+        epochs.push(record);
+        if improved {
             best = Some((fitness, epoch, snapshot));
         }
     }
@@ -605,7 +674,12 @@ pub fn qat(
     if cfg.verbose && val.is_some() {
         eprintln!("QAT: returning the model of epoch {} (best fitness)", best_epoch + 1);
     }
-    Ok(QatOutcome { model, epochs, best_epoch })
+    if cfg.verbose
+        && let Some(dir) = &cfg.run_dir
+    {
+        eprintln!("QAT: run folder {}", dir.display());
+    }
+    Ok(QatOutcome { model, epochs, best_epoch, run_dir: cfg.run_dir.clone() })
 }
 
 #[cfg(test)]
@@ -666,6 +740,42 @@ mod tests {
         assert!((cfg.lr - 1e-4).abs() < 1e-18 && (cfg.observer_momentum - 0.01).abs() < 1e-18);
         let text = serde_json::to_string(&QatConfig::default()).unwrap();
         assert!(text.contains(r#""optimizer":"adam""#), "{text}");
+    }
+
+    #[test]
+    fn run_folder_writes_args_and_one_results_row_per_epoch() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("runs").join("exp");
+        let cfg = QatConfig { epochs: 7, run_dir: Some(dir.clone()), ..Default::default() };
+        let mut run = RunFolder::create(&dir, &cfg).unwrap();
+        assert!(dir.join("weights").is_dir());
+        let args = std::fs::read_to_string(dir.join("args.yaml")).unwrap();
+        assert!(args.contains("epochs: 7") && args.contains("run_dir:"), "{args}");
+        let e = |epoch, map: Option<f64>| QatEpoch {
+            epoch,
+            loss: [0.5, 0.25, 0.125],
+            map50: map,
+            map50_95: map.map(|m| m / 2.0),
+            bn_frozen: epoch > 0,
+            observers_frozen: false,
+        };
+        run.record(&e(0, Some(0.123456)), 1e-4).unwrap();
+        run.record(&e(1, None), 2.5e-5).unwrap();
+        let text = std::fs::read_to_string(dir.join("results.csv")).unwrap();
+        let rows: Vec<Vec<&str>> = text.lines().map(|l| l.split(',').map(str::trim).collect()).collect();
+        assert_eq!(rows.len(), 3, "{text}");
+        assert_eq!(rows[0], QAT_RESULTS_COLUMNS);
+        assert_eq!(rows[1], ["0", "0.5", "0.25", "0.125", "0.12346", "0.061728", "0.0001", "0", "0"]);
+        assert_eq!(rows[2], ["1", "0.5", "0.25", "0.125", "0", "0", "2.5e-05", "1", "0"]);
+        assert!(text.lines().all(|l| l.split(',').all(|f| f.len() == 20)), "%20 alignment: {text}");
+        // A folder that cannot be created is an I/O error naming it.
+        let blocker = tmp.path().join("file");
+        std::fs::write(&blocker, b"x").unwrap();
+        match RunFolder::create(&blocker.join("exp"), &cfg) {
+            Err(QuantError::Train(TrainError::Io { path, .. })) => assert!(path.starts_with(&blocker), "{path:?}"),
+            Err(e) => panic!("unexpected error {e}"),
+            Ok(_) => panic!("created a folder under a file"),
+        }
     }
 
     #[test]

@@ -343,15 +343,17 @@ fn adam(
     p
 }
 
-/// The autodiff state of a parameter, put back onto its updated value (as Burn's own optimizers do).
-struct AutodiffState {
+/// The autodiff state of a parameter, put back onto its updated value (as Burn's own optimizers do):
+/// [`AutodiffState::capture`] before taking the inner tensor, [`AutodiffState::restore`] after.
+pub struct AutodiffState {
     autodiff: bool,
     require_grad: bool,
     checkpointing: Option<GradientCheckpointingStrategy>,
 }
 
 impl AutodiffState {
-    fn capture<const D: usize>(t: &Tensor<D>) -> Self {
+    /// Records whether `t` is an autodiff tensor, requires gradients, and its checkpointing.
+    pub fn capture<const D: usize>(t: &Tensor<D>) -> Self {
         Self {
             autodiff: t.is_autodiff(),
             require_grad: t.is_require_grad(),
@@ -359,7 +361,8 @@ impl AutodiffState {
         }
     }
 
-    fn restore<const D: usize>(&self, updated: Tensor<D>) -> Tensor<D> {
+    /// Wraps the updated inner tensor back into the recorded autodiff state.
+    pub fn restore<const D: usize>(&self, updated: Tensor<D>) -> Tensor<D> {
         if !self.autodiff {
             return updated;
         }

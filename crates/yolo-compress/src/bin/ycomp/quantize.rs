@@ -1,6 +1,7 @@
 //! `ycomp quantize`: int8 post-training quantization (PTQ) or quantization-aware training (QAT) of a
 //! float checkpoint, an int8 checkpoint out, float-vs-int8 mAP and size, optional per-layer
-//! sensitivity.
+//! sensitivity. QAT writes a run folder as `ycomp train` does (`runs/quantize/exp`, `exp2`, …):
+//! `args.yaml`, `results.csv` and per-epoch int8 checkpoints in `weights/`.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -22,6 +23,7 @@ use yolo_compress::data::loader::{Loader, LoaderConfig};
 use yolo_compress::data::{LetterboxConfig, SampleSource, Subset, image_to_chw, letterbox, list_images, load_rgb};
 use yolo_compress::model::weights::save_checkpoint;
 use yolo_compress::model::{DetectionModel, YoloModel};
+use yolo_compress::train::trainer::run_dir::increment_run_dir;
 use yolo_compress::train::val::{ValConfig, validate};
 
 use crate::{Common, ModelArgs};
@@ -107,6 +109,16 @@ pub struct QuantizeArgs {
     /// QAT: learn the activation ranges by gradient descent (LSQ-style) instead of EMA observers.
     #[arg(long)]
     learnable_scales: bool,
+    /// QAT: parent folder of run folders (args.yaml, results.csv, weights/last.safetensors and
+    /// best.safetensors).
+    #[arg(long, default_value = "runs/quantize")]
+    project: PathBuf,
+    /// QAT: run folder name (exp2, exp3, … when taken).
+    #[arg(long, default_value = "exp")]
+    name: String,
+    /// QAT: reuse project/name if it exists.
+    #[arg(long)]
+    exist_ok: bool,
     /// Per-layer sensitivity (SQNR and, with validation, mAP of quantizing each conv alone) and a
     /// mixed-precision suggestion: sensitivity.md, .json and .png in --save-dir. The per-layer mAP
     /// costs one validation on the --eval-images subset per int8 conv (keep it small; --noval: SQNR only).
@@ -230,6 +242,11 @@ pub fn run(a: QuantizeArgs) -> Result<()> {
     let val = ValConfig::default();
     let eval = eval_loader.as_ref().map(|l| (l, &val));
 
+    // The QAT run folder, created only once every input has been checked.
+    let run_dir = match method {
+        QuantMethod::Qat => Some(increment_run_dir(&a.project, &a.name, a.exist_ok)?),
+        QuantMethod::Ptq => None,
+    };
     let qat = QatConfig {
         epochs: a.epochs,
         lr: a.lr,
@@ -239,6 +256,7 @@ pub fn run(a: QuantizeArgs) -> Result<()> {
         max_batches: a.max_batches,
         learnable_ranges: a.learnable_scales,
         verbose: !quiet,
+        run_dir: run_dir.clone(),
         ..QatConfig::default()
     };
     let sensitivity = a.sensitivity.then(|| SensitivityConfig {
@@ -316,6 +334,7 @@ pub fn run(a: QuantizeArgs) -> Result<()> {
         "map50": map50,
         "map50_95": map50_95,
         "qat_epochs": outcome.qat_epochs,
+        "run_dir": run_dir,
         "sensitivity": outcome.sensitivity,
         "sensitivity_files": sens_files,
     });
@@ -361,6 +380,9 @@ pub fn run(a: QuantizeArgs) -> Result<()> {
         );
         let files: Vec<String> = sens_files.iter().map(|p| p.display().to_string()).collect();
         out!("sensitivity: {}", files.join(", "));
+    }
+    if let Some(dir) = &run_dir {
+        out!("QAT run saved to {} (args.yaml, results.csv, weights/)", dir.display());
     }
     out!(
         "saved {} ({:.1}× smaller than the float checkpoint); validate it with `ycomp val --weights {}`",
