@@ -71,7 +71,7 @@ struct ConvertArgs {
     /// optionally ImageSets/Main/{train,val,test}.txt.
     #[arg(long)]
     src: PathBuf,
-    /// Output folder: images/<split>/, labels/<split>/ and data.yaml are written there.
+    /// Output folder: images/SPLIT/, labels/SPLIT/ and data.yaml are written there.
     #[arg(long)]
     out: PathBuf,
     /// Class names in class-id order, comma-separated; objects of other classes are left out
