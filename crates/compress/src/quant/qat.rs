@@ -57,7 +57,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-use burn::module::{Module, ModuleMapper, Param, ParamId};
+use burn::module::{Module, ParamId};
 use burn::optim::GradientsParams;
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -65,9 +65,7 @@ use yolo_compress_data::augment::Hyp;
 use yolo_compress_data::loader::Loader;
 use yolo_compress_train::TrainError;
 use yolo_compress_train::loss::{YoloLoss, YoloLossConfig};
-use yolo_compress_train::optim::{
-    AutodiffState, NOMINAL_BATCH_SIZE, Optimizer, OptimizerConfig, OptimizerKind, ParamGroup,
-};
+use yolo_compress_train::optim::{NOMINAL_BATCH_SIZE, Optimizer, OptimizerConfig, OptimizerKind, ParamGroup};
 use yolo_compress_train::optim::{clip_grad_norm_params, scaled_weight_decay};
 use yolo_compress_train::trainer::MAX_GRAD_NORM;
 use yolo_compress_train::trainer::run_dir::{format_g, write_yaml};
@@ -454,15 +452,7 @@ impl QatStepper {
         clip_grad_norm_params(&mut grads, &net, MAX_GRAD_NORM);
         let index: HashMap<ParamId, (String, ParamGroup)> =
             params.into_iter().map(|p| (p.id, (p.key, p.group))).collect();
-        let mut mapper = StepMapper {
-            optimizer: &mut self.optimizer,
-            index: &index,
-            grads: &grads,
-            lr,
-            momentum: self.momentum,
-            weight_decay: self.weight_decay,
-        };
-        let model = model.map(&mut mapper);
+        let model = self.optimizer.step_indexed(model, &index, &grads, [lr; 3], self.momentum, self.weight_decay);
         self.steps += 1;
         Ok((model, items))
     }
@@ -492,29 +482,6 @@ fn range_numel(model: &QuantModel, images: Tensor<4>) -> Vec<usize> {
         }
     });
     numel
-}
-
-/// Applies [`Optimizer::step_tensor`] to every indexed parameter that has a gradient.
-struct StepMapper<'a> {
-    optimizer: &'a mut Optimizer,
-    index: &'a HashMap<ParamId, (String, ParamGroup)>,
-    grads: &'a GradientsParams,
-    lr: f64,
-    momentum: f64,
-    weight_decay: f64,
-}
-
-impl ModuleMapper for StepMapper<'_> {
-    fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
-        let Some((key, group)) = self.index.get(&param.id) else { return param };
-        let Some(grad) = self.grads.get::<D>(param.id) else { return param };
-        let (id, tensor, mapper) = param.consume();
-        let autodiff = AutodiffState::capture(&tensor);
-        let grad = grad.inner().to_device(&tensor.device().inner());
-        let updated =
-            self.optimizer.step_tensor(key, *group, tensor.inner(), grad, self.lr, self.momentum, self.weight_decay);
-        Param::from_mapped_value(id, autodiff.restore(updated), mapper)
-    }
 }
 
 /// The frozen inference copy of a training model: non-autodiff device, BN frozen, observers off,

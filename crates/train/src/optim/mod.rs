@@ -37,5 +37,5 @@ pub use accumulate::{GradAccumulator, NOMINAL_BATCH_SIZE, accumulate_steps, scal
 pub use clip::{CLIP_MAX_NORM, clip_grad_norm, clip_grad_norm_params};
 pub use ema::{EMA_DECAY, EMA_TAU, ModelEma, ema_blend, ema_decay};
 pub use groups::{KEY_PREFIX, NamedParam, ParamGroup, group_sizes, named_params, param_group};
-pub use optimizer::{ADAM_BETA2, ADAM_EPS, AutodiffState, Optimizer, OptimizerConfig, OptimizerKind};
+pub use optimizer::{ADAM_BETA2, ADAM_EPS, Optimizer, OptimizerConfig, OptimizerKind};
 pub use schedule::{LrSchedule, MIN_WARMUP_ITERATIONS, Warmup, interp};

@@ -157,7 +157,22 @@ impl Optimizer {
     ) -> Detector<B> {
         let mut model = model;
         let index = param_index(&mut model);
-        let mut mapper = StepMapper { optimizer: self, index: &index, grads, lrs, momentum, weight_decay };
+        self.step_indexed(model, &index, grads, lrs, momentum, weight_decay)
+    }
+
+    /// [`Optimizer::step`] for any module: `index` gives the state key and [`ParamGroup`] of every
+    /// parameter to update (others are left unchanged), e.g. the trainable tensors of a model that
+    /// is not a [`Detector`].
+    pub fn step_indexed<M: Module>(
+        &mut self,
+        model: M,
+        index: &HashMap<ParamId, (String, ParamGroup)>,
+        grads: &GradientsParams,
+        lrs: [f64; 3],
+        momentum: f64,
+        weight_decay: f64,
+    ) -> M {
+        let mut mapper = StepMapper { optimizer: self, index, grads, lrs, momentum, weight_decay };
         let model = model.map(&mut mapper);
         self.steps += 1;
         model
@@ -343,17 +358,15 @@ fn adam(
     p
 }
 
-/// The autodiff state of a parameter, put back onto its updated value (as Burn's own optimizers do):
-/// [`AutodiffState::capture`] before taking the inner tensor, [`AutodiffState::restore`] after.
-pub struct AutodiffState {
+/// The autodiff state of a parameter, put back onto its updated value (as Burn's own optimizers do).
+struct AutodiffState {
     autodiff: bool,
     require_grad: bool,
     checkpointing: Option<GradientCheckpointingStrategy>,
 }
 
 impl AutodiffState {
-    /// Records whether `t` is an autodiff tensor, requires gradients, and its checkpointing.
-    pub fn capture<const D: usize>(t: &Tensor<D>) -> Self {
+    fn capture<const D: usize>(t: &Tensor<D>) -> Self {
         Self {
             autodiff: t.is_autodiff(),
             require_grad: t.is_require_grad(),
@@ -361,8 +374,7 @@ impl AutodiffState {
         }
     }
 
-    /// Wraps the updated inner tensor back into the recorded autodiff state.
-    pub fn restore<const D: usize>(&self, updated: Tensor<D>) -> Tensor<D> {
+    fn restore<const D: usize>(&self, updated: Tensor<D>) -> Tensor<D> {
         if !self.autodiff {
             return updated;
         }
