@@ -26,7 +26,7 @@ use anyhow::{Context, Result, bail};
 use yolo_compress::compress::quant::checkpoint::save_int8;
 use yolo_compress::compress::quant::qat::{QatConfig, qat};
 use yolo_compress::compress::quant::{
-    CalibMethod, ObserverConfig, QuantConfig, QuantModel, calibrate, loader_images, ptq, select_convs,
+    CalibMethod, ObserverConfig, QuantConfig, QuantModel, calibrated, loader_images, ptq,
 };
 use yolo_compress::data::dataset::{Split, YoloDataset};
 use yolo_compress::data::loader::{Loader, LoaderConfig};
@@ -142,10 +142,7 @@ fn main() -> Result<()> {
         let (method, _) = best.context("QAT starts from the best PTQ calibration: give at least one method")?;
         let t = Instant::now();
         let cfg = QuantConfig { calib: ObserverConfig { method, ..Default::default() }, ..Default::default() };
-        let q = QuantModel::from_model(&model)?;
-        let ranges = calibrate(&q, calib.iter().cloned(), &cfg.calib, cfg.act_grid());
-        let sel = select_convs(&q.conv_names(), &cfg)?;
-        let q = q.with_value_ranges(ranges, cfg.act_grid()).with_quantized(&sel)?;
+        let q = calibrated(QuantModel::from_model(&model)?, calib.iter().cloned(), &cfg)?;
         let qcfg = QatConfig { epochs: o.qat_epochs, lr: o.qat_lr, verbose: true, ..Default::default() };
         let out = qat(q, &train_loader, Some(&val_loader), &qcfg, &device)?;
         let q = out.model.fold_bn();

@@ -11,7 +11,7 @@ use burn::prelude::*;
 use burn::tensor::Distribution;
 use yolo_compress_compress::QuantError;
 use yolo_compress_compress::quant::checkpoint::{is_int8_checkpoint, load_int8, save_int8};
-use yolo_compress_compress::quant::{QuantConfig, QuantModel, calibrate, ptq, select_convs};
+use yolo_compress_compress::quant::{QuantConfig, QuantModel, calibrated, ptq};
 use yolo_compress_model::weights::save_checkpoint;
 use yolo_compress_model::{Architecture, YoloModel};
 
@@ -107,10 +107,8 @@ fn int8_checkpoint_of_a_model_with_unfolded_bn() {
     let cfg = QuantConfig { act_symmetric: true, exclude: vec!["model.0".into()], ..Default::default() };
     let q = QuantModel::from_model(&model).unwrap();
     assert!(q.convs.iter().any(|c| c.bn.is_some()));
-    let ranges = calibrate(&q, images(2, &device), &cfg.calib, cfg.act_grid());
-    let sel = select_convs(&q.conv_names(), &cfg).unwrap();
-    assert!(!sel[0]);
-    let q = q.with_value_ranges(ranges, cfg.act_grid()).with_quantized(&sel).unwrap();
+    let q = calibrated(q, images(2, &device), &cfg).unwrap();
+    assert!(!q.convs[0].quantized, "model.0 is excluded");
     let dir = tempfile::tempdir().unwrap();
     let x = Tensor::<4>::random([1, 3, 64, 64], Distribution::Uniform(0.0, 1.0), &device);
     let path = dir.path().join("qat.safetensors");

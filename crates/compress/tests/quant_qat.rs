@@ -14,7 +14,7 @@ use yolo_compress_compress::QuantError;
 use yolo_compress_compress::quant::calibrate::loader_images;
 use yolo_compress_compress::quant::checkpoint::load_int8;
 use yolo_compress_compress::quant::qat::{QAT_RESULTS_COLUMNS, QatConfig, QatEpoch, QatOptimizer, QatStepper, qat};
-use yolo_compress_compress::quant::{ActQuant, ObserverConfig, QuantConfig, QuantModel, calibrate, select_convs};
+use yolo_compress_compress::quant::{ActQuant, ObserverConfig, QuantConfig, QuantModel, calibrated};
 use yolo_compress_data::loader::{Batch, Loader, LoaderConfig};
 use yolo_compress_data::synth::{Split, SynthConfig, SynthSource};
 use yolo_compress_model::arch::{builtin_yaml, parse_model_yaml};
@@ -84,11 +84,8 @@ fn start(loader: &Loader) -> QuantModel {
     // ranges calibrated with them do not fit the batch-statistics forward of QAT).
     let (model, _) = adaptive_bn(model, loader, 2, &Device::flex()).unwrap();
     let float = QuantModel::from_model(&model).unwrap();
-    let qcfg = QuantConfig::default();
-    let grid = qcfg.act_grid();
-    let ranges = calibrate(&float, loader_images(loader, 8).unwrap(), &ObserverConfig::default(), grid);
-    let sel = select_convs(&float.conv_names(), &qcfg).unwrap();
-    let q = float.with_value_ranges(ranges, grid).with_quantized(&sel).unwrap();
+    let qcfg = QuantConfig { calib: ObserverConfig::default(), ..QuantConfig::default() };
+    let q = calibrated(float, loader_images(loader, 8).unwrap(), &qcfg).unwrap();
     assert!(q.convs.iter().any(|c| c.quantized) && !q.acts.is_empty());
     q
 }

@@ -129,17 +129,25 @@ pub fn loader_images(loader: &Loader, max_images: usize) -> Result<Vec<Tensor<4>
     Ok(out)
 }
 
+/// Calibrates `model` (BN folded or not: eval-mode BN equals the folded conv) on `batches` with
+/// `cfg`'s method and grid, and quantizes the convs `cfg` selects: the start of PTQ and of QAT.
+pub fn calibrated<I>(model: QuantModel, batches: I, cfg: &QuantConfig) -> Result<QuantModel, QuantError>
+where
+    I: IntoIterator<Item = Tensor<4>>,
+{
+    let grid = cfg.act_grid();
+    let sel = select_convs(&model.conv_names(), cfg)?;
+    let ranges = calibrate(&model, batches, &cfg.calib, grid);
+    model.with_value_ranges(ranges, grid).with_quantized(&sel)
+}
+
 /// Post-training quantization: folds BN, calibrates on `batches`, and quantizes the convs `cfg`
 /// selects. The result runs on `model`'s device.
 pub fn ptq<I>(model: &YoloModel, batches: I, cfg: &QuantConfig) -> Result<QuantModel, QuantError>
 where
     I: IntoIterator<Item = Tensor<4>>,
 {
-    let q = QuantModel::from_model(model)?.fold_bn();
-    let grid = cfg.act_grid();
-    let ranges = calibrate(&q, batches, &cfg.calib, grid);
-    let sel = select_convs(&q.conv_names(), cfg)?;
-    q.with_value_ranges(ranges, grid).with_quantized(&sel)
+    calibrated(QuantModel::from_model(model)?.fold_bn(), batches, cfg)
 }
 
 #[cfg(test)]

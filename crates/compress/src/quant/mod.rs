@@ -24,7 +24,7 @@ pub mod qat;
 pub mod qconv;
 pub mod sensitivity;
 
-pub use calibrate::{QuantConfig, calibrate, loader_images, ptq, select_convs};
+pub use calibrate::{QuantConfig, calibrate, calibrated, loader_images, ptq, select_convs};
 pub use model::{ActQuant, QuantModel};
 pub use observer::{CalibMethod, Grid, Observer, ObserverConfig};
 pub use qconv::{Act, QConv};

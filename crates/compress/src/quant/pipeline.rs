@@ -19,7 +19,7 @@ use yolo_compress_data::loader::Loader;
 use yolo_compress_model::YoloModel;
 use yolo_compress_train::val::ValConfig;
 
-use super::calibrate::{QuantConfig, calibrate, ptq, select_convs};
+use super::calibrate::{QuantConfig, calibrated, ptq};
 use super::model::QuantModel;
 use super::qat::{QatConfig, QatEpoch, qat};
 use super::sensitivity::{SensitivityConfig, SensitivityReport, sensitivity};
@@ -134,17 +134,8 @@ pub fn quantize(
                 msg: "qat needs labelled training data (a dataset YAML), not only calibration images".into(),
             })?;
             // Calibrate the float graph once, BN unfolded (eval-mode BN equals the folded conv).
-            let float = QuantModel::from_model(model)?;
-            let grid = cfg.quant.act_grid();
-            let ranges = calibrate(&float, calib.iter().cloned(), &cfg.quant.calib, grid);
-            let sel = select_convs(&float.conv_names(), &cfg.quant)?;
-            let report = if cfg.sensitivity.is_some() {
-                let folded = float.clone().fold_bn().with_value_ranges(ranges.clone(), grid).with_quantized(&sel)?;
-                sens(&folded)?
-            } else {
-                None
-            };
-            let start = float.with_value_ranges(ranges, grid).with_quantized(&sel)?;
+            let start = calibrated(QuantModel::from_model(model)?, calib.iter().cloned(), &cfg.quant)?;
+            let report = if cfg.sensitivity.is_some() { sens(&start.clone().fold_bn())? } else { None };
             let outcome = qat(start, train, eval.map(|(l, _)| l), &cfg.qat, device)?;
             let model = outcome.model.with_observers(None).fold_bn();
             Ok(QuantizeOutcome { model, qat_epochs: outcome.epochs, sensitivity: report })
