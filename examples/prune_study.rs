@@ -16,6 +16,12 @@
 //!     --data runs/quickstart/data/data.yaml --imgsz 128 --ft-epochs 3 --scratch-epochs 18
 //! ```
 //! Writes `study.json` and `study.md` into `--out` (default `runs/prune_study`).
+//!
+//! Options: `--hyp FILE` is the training recipe of the scratch run (an ultralytics hyp YAML; the
+//! fine-tunes use it with the warm-up's bias learning rate set to `lr0`), `--cand-epochs N` the
+//! fine-tune of each candidate in part 1 (default `--ft-epochs`), `--parts spearman,methods,scratch`
+//! runs only some parts (separate processes can then share a machine's cores), `--methods` the
+//! methods of part 2.
 
 mod common;
 
@@ -31,6 +37,7 @@ use yolo_compress::compress::prune::surgery::{model_tensors, prune_model};
 use yolo_compress::compress::prune::{
     Criterion, EagleEyeConfig, Method, PruneConfig, PruneData, PruneGraph, draw_candidates, prune, spearman,
 };
+use yolo_compress::data::augment::Hyp;
 use yolo_compress::data::dataset::{Split, YoloDataset};
 use yolo_compress::data::loader::{Loader, LoaderConfig};
 use yolo_compress::data::{SampleSource, Subset};
@@ -50,7 +57,10 @@ struct Options {
     target: f64,
     candidates: usize,
     ft_epochs: usize,
+    cand_epochs: Option<usize>,
     scratch_epochs: usize,
+    hyp: Option<PathBuf>,
+    parts: Vec<String>,
     methods: Vec<Method>,
     device: String,
 }
@@ -65,7 +75,10 @@ fn parse_args() -> Result<Options> {
         target: 0.5,
         candidates: 8,
         ft_epochs: 3,
+        cand_epochs: None,
         scratch_epochs: 0,
+        hyp: None,
+        parts: vec!["spearman".into(), "methods".into(), "scratch".into()],
         methods: vec![Method::L1, Method::L2, Method::Fpgm, Method::Taylor, Method::Slim, Method::EagleEye],
         device: "cpu".into(),
     };
@@ -82,7 +95,15 @@ fn parse_args() -> Result<Options> {
             "--target" => o.target = value()?.parse()?,
             "--candidates" => o.candidates = value()?.parse()?,
             "--ft-epochs" => o.ft_epochs = value()?.parse()?,
+            "--cand-epochs" => o.cand_epochs = Some(value()?.parse()?),
             "--scratch-epochs" => o.scratch_epochs = value()?.parse()?,
+            "--hyp" => o.hyp = Some(value()?.into()),
+            "--parts" => {
+                o.parts = value()?.split(',').map(str::to_string).collect();
+                if let Some(p) = o.parts.iter().find(|p| !["spearman", "methods", "scratch"].contains(&p.as_str())) {
+                    bail!("unknown part {p} (spearman, methods, scratch)");
+                }
+            }
             "--methods" => {
                 o.methods = value()?.split(',').map(|m| m.parse().map_err(anyhow::Error::msg)).collect::<Result<_>>()?
             }
@@ -113,10 +134,14 @@ fn main() -> Result<()> {
     let tdata = TrainData::from_datasets(train_ds, Some(val_ds));
     let val_map =
         |m: &YoloModel| -> Result<f64> { Ok(validate(m, &val_loader, &ValConfig::default(), None)?.metrics.map50_95) };
-    // From scratch: the quickstart's recipe. Fine-tuning: the same, without the warmup's high bias
-    // learning rate (0.1), which would wreck trained weights.
-    let scratch_hyp = yolo_compress::data::augment::Hyp { lr0: 0.001, warmup_epochs: 1.0, ..Default::default() };
-    let ft_hyp = yolo_compress::data::augment::Hyp { warmup_bias_lr: 0.001, ..scratch_hyp.clone() };
+    // From scratch: `--hyp`, by default the quickstart's recipe with Adam's learning rate.
+    // Fine-tuning: the same, without the warmup's high bias learning rate, which would wreck trained
+    // weights.
+    let scratch_hyp = match &o.hyp {
+        Some(p) => Hyp::from_yaml_file(p)?,
+        None => Hyp { lr0: 0.001, warmup_epochs: 1.0, ..Default::default() },
+    };
+    let ft_hyp = Hyp { warmup_bias_lr: scratch_hyp.lr0, ..scratch_hyp.clone() };
     let ft_cfg = |name: String, epochs: usize| TrainConfig {
         hyp: if name == "scratch" { scratch_hyp.clone() } else { ft_hyp.clone() },
         optimizer: yolo_compress::train::optim::OptimizerKind::Adam,
@@ -146,50 +171,60 @@ fn main() -> Result<()> {
         base_info.params, base_info.gflops
     );
 
+    let part = |name: &str| o.parts.iter().any(|p| p == name);
+    let eagle_cfg = |candidates: usize| PruneConfig {
+        method: Method::EagleEye,
+        target: o.target,
+        imgsz,
+        bn_batches: 20,
+        eagleeye: EagleEyeConfig { candidates, tolerance: 0.03, ..Default::default() },
+        ..PruneConfig::default()
+    };
+
     // 1. Adaptive BN as a predictor of the fine-tuned accuracy.
-    let arch = model.arch.clone().context("the checkpoint has no architecture")?;
-    let pg = PruneGraph::new(&arch, &[])?;
-    let scores = unit_scores(&pg, &model_tensors(&model)?, Criterion::L1, None, &device)?;
-    let ee =
-        EagleEyeConfig { target: o.target, tolerance: 0.03, candidates: o.candidates, imgsz, ..Default::default() };
-    let (draws, n_draws) = draw_candidates(&pg, &scores, &ee)?;
+    let cand_epochs = o.cand_epochs.unwrap_or(o.ft_epochs);
     let mut rows = Vec::new();
-    for (i, d) in draws.iter().enumerate() {
-        let t = Instant::now();
-        let pruned = prune_model(&model, &pg, &d.plan, &device)?;
-        let stale = validate(&pruned, &eval_loader, &ValConfig::default(), None)?.metrics.fitness();
-        let (pruned, _) = adaptive_bn(pruned, &bn_loader, 20, &device)?;
-        let abn = validate(&pruned, &eval_loader, &ValConfig::default(), None)?.metrics.fitness();
-        let tuned = finetune(pruned, format!("cand{i}"), o.ft_epochs)?;
-        let ft = val_map(&tuned)?;
-        eprintln!(
-            "candidate {i}: FLOPs {:.3} stale {stale:.4} adaptive-BN {abn:.4} fine-tuned mAP50-95 {ft:.4} ({:.0} s)",
-            d.flops_fraction,
-            t.elapsed().as_secs_f64()
-        );
-        rows.push(serde_json::json!({"flops_fraction": d.flops_fraction, "fitness_stale_bn": stale, "fitness_adaptive_bn": abn, "finetuned_map50_95": ft}));
+    let mut n_draws = 0;
+    if part("spearman") {
+        let arch = model.arch.clone().context("the checkpoint has no architecture")?;
+        let pg = PruneGraph::new(&arch, &[])?;
+        let scores = unit_scores(&pg, &model_tensors(&model)?, Criterion::L1, None, &device)?;
+        let ee =
+            EagleEyeConfig { target: o.target, tolerance: 0.03, candidates: o.candidates, imgsz, ..Default::default() };
+        let (draws, n) = draw_candidates(&pg, &scores, &ee)?;
+        n_draws = n;
+        for (i, d) in draws.iter().enumerate() {
+            let t = Instant::now();
+            let pruned = prune_model(&model, &pg, &d.plan, &device)?;
+            let stale = validate(&pruned, &eval_loader, &ValConfig::default(), None)?.metrics.fitness();
+            let (pruned, _) = adaptive_bn(pruned, &bn_loader, 20, &device)?;
+            let abn = validate(&pruned, &eval_loader, &ValConfig::default(), None)?.metrics.fitness();
+            let tuned = finetune(pruned, format!("cand{i}"), cand_epochs)?;
+            let ft = val_map(&tuned)?;
+            eprintln!(
+                "candidate {i}: FLOPs {:.3} stale {stale:.4} adaptive-BN {abn:.4} fine-tuned mAP50-95 {ft:.4} ({:.0} s)",
+                d.flops_fraction,
+                t.elapsed().as_secs_f64()
+            );
+            rows.push(serde_json::json!({"flops_fraction": d.flops_fraction, "fitness_stale_bn": stale, "fitness_adaptive_bn": abn, "finetuned_map50_95": ft}));
+        }
     }
     let col = |k: &str| -> Vec<f64> { rows.iter().map(|r| r[k].as_f64().unwrap()).collect() };
     let rho_abn = spearman(&col("fitness_adaptive_bn"), &col("finetuned_map50_95"));
     let rho_stale = spearman(&col("fitness_stale_bn"), &col("finetuned_map50_95"));
-    eprintln!(
-        "Spearman vs fine-tuned mAP: adaptive BN {rho_abn:?}, stale BN {rho_stale:?} ({} candidates, {n_draws} draws)",
-        rows.len()
-    );
+    if part("spearman") {
+        eprintln!(
+            "Spearman vs fine-tuned mAP: adaptive BN {rho_abn:?}, stale BN {rho_stale:?} ({} candidates, {n_draws} draws)",
+            rows.len()
+        );
+    }
 
     // 2. Methods side by side.
     let mut methods = Vec::new();
     let mut eagle_arch = None;
-    for &method in &o.methods {
+    for &method in o.methods.iter().filter(|_| part("methods")) {
         let t = Instant::now();
-        let cfg = PruneConfig {
-            method,
-            target: o.target,
-            imgsz,
-            bn_batches: 20,
-            eagleeye: EagleEyeConfig { candidates: o.candidates, tolerance: 0.03, ..Default::default() },
-            ..PruneConfig::default()
-        };
+        let cfg = PruneConfig { method, ..eagle_cfg(o.candidates) };
         let out = prune(&model, &cfg, &pdata, &device, &mut |_| {})?;
         let prune_secs = t.elapsed().as_secs_f64();
         if method == Method::EagleEye {
@@ -208,46 +243,63 @@ fn main() -> Result<()> {
             "map50_95_pruned": after_prune, "map50_95_finetuned": after_ft, "latency_ms": lat, "prune_seconds": prune_secs}));
     }
 
-    // 3. The EagleEye architecture from scratch.
-    let scratch = match (eagle_arch, o.scratch_epochs) {
-        (Some(a), n) if n > 0 => {
-            let fresh = a.build(&device)?;
-            let m = finetune(fresh, "scratch".into(), n)?;
-            let v = val_map(&m)?;
-            eprintln!("EagleEye architecture from scratch, {n} epochs: mAP50-95 {v:.4}");
-            Some(v)
-        }
-        _ => None,
+    // 3. The EagleEye architecture from scratch (searched here when part 2 did not run EagleEye; the
+    // search is deterministic, so it finds the architecture part 2 finds).
+    let scratch = if part("scratch") && o.scratch_epochs > 0 {
+        let arch = match eagle_arch {
+            Some(a) => a,
+            None => {
+                let out = prune(&model, &eagle_cfg(o.candidates), &pdata, &device, &mut |_| {})?;
+                out.model.arch.clone().context("the pruned model has no architecture")?
+            }
+        };
+        let n = o.scratch_epochs;
+        let fresh = arch.build(&device)?;
+        let info = ModelInfo::of(&fresh, imgsz);
+        let m = finetune(fresh, "scratch".into(), n)?;
+        let v = val_map(&m)?;
+        eprintln!("EagleEye architecture (params {}) from scratch, {n} epochs: mAP50-95 {v:.4}", info.params);
+        Some(v)
+    } else {
+        None
     };
 
     let report = serde_json::json!({
-        "weights": o.weights, "imgsz": imgsz, "target": o.target, "ft_epochs": o.ft_epochs,
+        "weights": o.weights, "imgsz": imgsz, "target": o.target, "ft_epochs": o.ft_epochs, "cand_epochs": cand_epochs,
         "baseline": {"params": base_info.params, "gflops": base_info.gflops, "map50_95": base_map, "latency_ms": base_lat},
         "candidates": rows, "draws": n_draws, "spearman_adaptive_bn": rho_abn, "spearman_stale_bn": rho_stale,
         "methods": methods, "scratch_epochs": o.scratch_epochs, "scratch_map50_95": scratch,
     });
     atomic_write(&o.out.join("study.json"), serde_json::to_string_pretty(&report)?.as_bytes())?;
+    let share = |v: f64| 100.0 * v / base_map;
     let mut md = String::new();
-    md.push_str(&format!("| model | FLOPs kept | params | GFLOPs @{imgsz} | mAP50-95 after prune | after {} ep fine-tune | latency ms (b1) |\n|---|---|---|---|---|---|---|\n", o.ft_epochs));
+    md.push_str(&format!("| model | FLOPs kept | params | GFLOPs @{imgsz} | mAP50-95 after prune | after {} ep fine-tune | share of unpruned | latency ms (b1) |\n|---|---|---|---|---|---|---|---|\n", o.ft_epochs));
     md.push_str(&format!(
-        "| unpruned | 1.000 | {} | {:.3} | {base_map:.4} | – | {base_lat:.2} |\n",
+        "| unpruned | 1.000 | {} | {:.3} | {base_map:.4} | – | 100 % | {base_lat:.2} |\n",
         base_info.params, base_info.gflops
     ));
     for m in &methods {
+        let ft = m["map50_95_finetuned"].as_f64().unwrap();
         md.push_str(&format!(
-            "| {} | {:.3} | {} | {:.3} | {:.4} | {:.4} | {:.2} |\n",
+            "| {} | {:.3} | {} | {:.3} | {:.4} | {ft:.4} | {:.1} % | {:.2} |\n",
             m["method"].as_str().unwrap(),
             m["flops_fraction"].as_f64().unwrap(),
             m["params"],
             m["gflops"].as_f64().unwrap(),
             m["map50_95_pruned"].as_f64().unwrap(),
-            m["map50_95_finetuned"].as_f64().unwrap(),
+            share(ft),
             m["latency_ms"].as_f64().unwrap()
         ));
     }
-    md.push_str(&format!("\nSpearman (held-out score → fine-tuned mAP50-95) over {} candidates: adaptive BN {rho_abn:?}, stale BN {rho_stale:?}\n", rows.len()));
+    if !rows.is_empty() {
+        md.push_str(&format!("\nSpearman (held-out score → mAP50-95 after {cand_epochs} ep fine-tune) over {} candidates: adaptive BN {rho_abn:?}, stale BN {rho_stale:?}\n", rows.len()));
+    }
     if let Some(v) = scratch {
-        md.push_str(&format!("\nEagleEye architecture from scratch, {} epochs: mAP50-95 {v:.4}\n", o.scratch_epochs));
+        md.push_str(&format!(
+            "\nEagleEye architecture from scratch, {} epochs: mAP50-95 {v:.4} ({:.1} % of unpruned)\n",
+            o.scratch_epochs,
+            share(v)
+        ));
     }
     atomic_write(&o.out.join("study.md"), md.as_bytes())?;
     println!("{md}");
