@@ -172,12 +172,12 @@ fn main() -> Result<()> {
     );
 
     let part = |name: &str| o.parts.iter().any(|p| p == name);
-    let eagle_cfg = |candidates: usize| PruneConfig {
+    let eagle_cfg = || PruneConfig {
         method: Method::EagleEye,
         target: o.target,
         imgsz,
         bn_batches: 20,
-        eagleeye: EagleEyeConfig { candidates, tolerance: 0.03, ..Default::default() },
+        eagleeye: EagleEyeConfig { candidates: o.candidates, tolerance: 0.03, ..Default::default() },
         ..PruneConfig::default()
     };
 
@@ -189,8 +189,8 @@ fn main() -> Result<()> {
         let arch = model.arch.clone().context("the checkpoint has no architecture")?;
         let pg = PruneGraph::new(&arch, &[])?;
         let scores = unit_scores(&pg, &model_tensors(&model)?, Criterion::L1, None, &device)?;
-        let ee =
-            EagleEyeConfig { target: o.target, tolerance: 0.03, candidates: o.candidates, imgsz, ..Default::default() };
+        // The draws of part 2's EagleEye (its config sets the target and size at the top level).
+        let ee = EagleEyeConfig { target: o.target, imgsz, ..eagle_cfg().eagleeye };
         let (draws, n) = draw_candidates(&pg, &scores, &ee)?;
         n_draws = n;
         for (i, d) in draws.iter().enumerate() {
@@ -222,9 +222,10 @@ fn main() -> Result<()> {
     // 2. Methods side by side.
     let mut methods = Vec::new();
     let mut eagle_arch = None;
-    for &method in o.methods.iter().filter(|_| part("methods")) {
+    let to_run: &[Method] = if part("methods") { &o.methods } else { &[] };
+    for &method in to_run {
         let t = Instant::now();
-        let cfg = PruneConfig { method, ..eagle_cfg(o.candidates) };
+        let cfg = PruneConfig { method, ..eagle_cfg() };
         let out = prune(&model, &cfg, &pdata, &device, &mut |_| {})?;
         let prune_secs = t.elapsed().as_secs_f64();
         if method == Method::EagleEye {
@@ -249,7 +250,7 @@ fn main() -> Result<()> {
         let arch = match eagle_arch {
             Some(a) => a,
             None => {
-                let out = prune(&model, &eagle_cfg(o.candidates), &pdata, &device, &mut |_| {})?;
+                let out = prune(&model, &eagle_cfg(), &pdata, &device, &mut |_| {})?;
                 out.model.arch.clone().context("the pruned model has no architecture")?
             }
         };
