@@ -25,7 +25,7 @@
 
 mod common;
 
-use common::latency_ms;
+use common::{latency_ms, start_study};
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -111,18 +111,12 @@ fn parse_args() -> Result<Options> {
             other => bail!("unknown option {other} (see the doc comment of examples/prune_study.rs)"),
         }
     }
-    if o.weights.as_os_str().is_empty() || o.data.as_os_str().is_empty() {
-        bail!("--weights and --data are required");
-    }
     Ok(o)
 }
 
 fn main() -> Result<()> {
     let o = parse_args()?;
-    let device = device_from_name(&o.device)?;
-    device.seed(0);
-    std::fs::create_dir_all(&o.out)?;
-    let (model, _) = load_checkpoint(&o.weights, &device)?;
+    let (device, model) = start_study(&o.weights, &o.data, &o.out, &o.device)?;
     let imgsz = o.imgsz as usize;
     let train_ds = YoloDataset::open(&o.data, Split::Train)?;
     let val_ds = YoloDataset::open(&o.data, Split::Val)?;

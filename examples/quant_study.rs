@@ -15,7 +15,7 @@
 
 mod common;
 
-use common::latency_ms;
+use common::{latency_ms, start_study};
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -30,9 +30,8 @@ use yolo_compress::compress::quant::{
 };
 use yolo_compress::data::dataset::{Split, YoloDataset};
 use yolo_compress::data::loader::{Loader, LoaderConfig};
-use yolo_compress::model::weights::{load_checkpoint, save_checkpoint};
-use yolo_compress::model::{DetectionModel, YoloModel};
-use yolo_compress::prelude::*;
+use yolo_compress::model::DetectionModel;
+use yolo_compress::model::weights::save_checkpoint;
 use yolo_compress::train::val::{ValConfig, validate};
 
 struct Options {
@@ -81,18 +80,12 @@ fn parse_args() -> Result<Options> {
             other => bail!("unknown option {other} (see the doc comment of examples/quant_study.rs)"),
         }
     }
-    if o.weights.as_os_str().is_empty() || o.data.as_os_str().is_empty() {
-        bail!("--weights and --data are required");
-    }
     Ok(o)
 }
 
 fn main() -> Result<()> {
     let o = parse_args()?;
-    let device = device_from_name(&o.device)?;
-    device.seed(0);
-    std::fs::create_dir_all(&o.out)?;
-    let (model, _): (YoloModel, _) = load_checkpoint(&o.weights, &device)?;
+    let (device, model) = start_study(&o.weights, &o.data, &o.out, &o.device)?;
     let imgsz = o.imgsz as usize;
     let train_ds = YoloDataset::open(&o.data, Split::Train)?;
     let val_ds = YoloDataset::open(&o.data, Split::Val)?;
