@@ -21,7 +21,8 @@
 //! fine-tunes use it with the warm-up's bias learning rate set to `lr0`), `--cand-epochs N` the
 //! fine-tune of each candidate in part 1 (default `--ft-epochs`), `--parts spearman,methods,scratch`
 //! runs only some parts (separate processes can then share a machine's cores), `--methods` the
-//! methods of part 2.
+//! methods of part 2, `--seed N` (default 0) the seed of the device (initial weights of the scratch
+//! run) and of every training run's data order and augmentation.
 
 mod common;
 
@@ -63,6 +64,7 @@ struct Options {
     parts: Vec<String>,
     methods: Vec<Method>,
     device: String,
+    seed: u64,
 }
 
 fn parse_args() -> Result<Options> {
@@ -81,6 +83,7 @@ fn parse_args() -> Result<Options> {
         parts: vec!["spearman".into(), "methods".into(), "scratch".into()],
         methods: vec![Method::L1, Method::L2, Method::Fpgm, Method::Taylor, Method::Slim, Method::EagleEye],
         device: "cpu".into(),
+        seed: 0,
     };
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut it = args.iter();
@@ -108,6 +111,7 @@ fn parse_args() -> Result<Options> {
                 o.methods = value()?.split(',').map(|m| m.parse().map_err(anyhow::Error::msg)).collect::<Result<_>>()?
             }
             "--device" => o.device = value()?.clone(),
+            "--seed" => o.seed = value()?.parse()?,
             other => bail!("unknown option {other} (see the doc comment of examples/prune_study.rs)"),
         }
     }
@@ -116,7 +120,7 @@ fn parse_args() -> Result<Options> {
 
 fn main() -> Result<()> {
     let o = parse_args()?;
-    let (device, model) = start_study(&o.weights, &o.data, &o.out, &o.device)?;
+    let (device, model) = start_study(&o.weights, &o.data, &o.out, &o.device, o.seed)?;
     let imgsz = o.imgsz as usize;
     let train_ds = YoloDataset::open(&o.data, Split::Train)?;
     let val_ds = YoloDataset::open(&o.data, Split::Val)?;
@@ -150,6 +154,7 @@ fn main() -> Result<()> {
         noval: true,
         verbose: false,
         progress: false,
+        seed: o.seed,
         ..TrainConfig::default()
     };
     let finetune = |m: YoloModel, name: String, epochs: usize| -> Result<YoloModel> {
@@ -206,9 +211,13 @@ fn main() -> Result<()> {
     let col = |k: &str| -> Vec<f64> { rows.iter().map(|r| r[k].as_f64().unwrap()).collect() };
     let rho_abn = spearman(&col("fitness_adaptive_bn"), &col("finetuned_map50_95"));
     let rho_stale = spearman(&col("fitness_stale_bn"), &col("finetuned_map50_95"));
+    // A rank correlation is undefined when either side is constant (or there are fewer than two rows).
+    let fmt_rho = |r: Option<f64>| r.map_or_else(|| "undefined".to_string(), |v| format!("{v:.3}"));
     if part("spearman") {
         eprintln!(
-            "Spearman vs fine-tuned mAP: adaptive BN {rho_abn:?}, stale BN {rho_stale:?} ({} candidates, {n_draws} draws)",
+            "Spearman vs fine-tuned mAP: adaptive BN {}, stale BN {} ({} candidates, {n_draws} draws)",
+            fmt_rho(rho_abn),
+            fmt_rho(rho_stale),
             rows.len()
         );
     }
@@ -287,7 +296,23 @@ fn main() -> Result<()> {
         ));
     }
     if !rows.is_empty() {
-        md.push_str(&format!("\nSpearman (held-out score → mAP50-95 after {cand_epochs} ep fine-tune) over {} candidates: adaptive BN {rho_abn:?}, stale BN {rho_stale:?}\n", rows.len()));
+        md.push_str(&format!(
+            "\nSpearman (held-out score → mAP50-95 after {cand_epochs} ep fine-tune) over {} candidates: adaptive BN {}, stale BN {}\n",
+            rows.len(),
+            fmt_rho(rho_abn),
+            fmt_rho(rho_stale)
+        ));
+        md.push_str("\n| candidate | FLOPs kept | fitness, stale BN | fitness, adaptive BN | mAP50-95 after fine-tune |\n|---|---|---|---|---|\n");
+        for (i, r) in rows.iter().enumerate() {
+            let f = |k: &str| r[k].as_f64().unwrap();
+            md.push_str(&format!(
+                "| {i} | {:.3} | {:.4} | {:.4} | {:.4} |\n",
+                f("flops_fraction"),
+                f("fitness_stale_bn"),
+                f("fitness_adaptive_bn"),
+                f("finetuned_map50_95")
+            ));
+        }
     }
     if let Some(v) = scratch {
         md.push_str(&format!(

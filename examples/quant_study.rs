@@ -85,7 +85,7 @@ fn parse_args() -> Result<Options> {
 
 fn main() -> Result<()> {
     let o = parse_args()?;
-    let (device, model) = start_study(&o.weights, &o.data, &o.out, &o.device)?;
+    let (device, model) = start_study(&o.weights, &o.data, &o.out, &o.device, 0)?;
     let imgsz = o.imgsz as usize;
     let train_ds = YoloDataset::open(&o.data, Split::Train)?;
     let val_ds = YoloDataset::open(&o.data, Split::Val)?;

@@ -9,14 +9,14 @@ use yolo_compress::model::weights::load_checkpoint;
 use yolo_compress::model::{DetectionModel, YoloModel};
 use yolo_compress::prelude::device_from_name;
 
-/// Start of a study: checks that `--weights` and `--data` were given, opens the device (seeded 0),
-/// creates the output folder and loads the checkpoint.
-pub fn start_study(weights: &Path, data: &Path, out: &Path, device: &str) -> Result<(Device, YoloModel)> {
+/// Start of a study: checks that `--weights` and `--data` were given, opens the device (seeded with
+/// `seed`), creates the output folder and loads the checkpoint.
+pub fn start_study(weights: &Path, data: &Path, out: &Path, device: &str, seed: u64) -> Result<(Device, YoloModel)> {
     if weights.as_os_str().is_empty() || data.as_os_str().is_empty() {
         bail!("--weights and --data are required");
     }
     let device = device_from_name(device)?;
-    device.seed(0);
+    device.seed(seed);
     std::fs::create_dir_all(out)?;
     let (model, _) = load_checkpoint(weights, &device)?;
     Ok((device, model))
