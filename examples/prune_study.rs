@@ -196,7 +196,7 @@ fn main() -> Result<()> {
             let t = Instant::now();
             let pruned = prune_model(&model, &pg, &d.plan, &device)?;
             let stale = validate(&pruned, &eval_loader, &ValConfig::default(), None)?.metrics.fitness();
-            let (pruned, _) = adaptive_bn(pruned, &bn_loader, 20, &device)?;
+            let (pruned, _) = adaptive_bn(pruned, &bn_loader, eagle_cfg().bn_batches, &device)?;
             let abn = validate(&pruned, &eval_loader, &ValConfig::default(), None)?.metrics.fitness();
             let tuned = finetune(pruned, format!("cand{i}"), cand_epochs)?;
             let ft = val_map(&tuned)?;
