@@ -22,7 +22,9 @@
 //! fine-tune of each candidate in part 1 (default `--ft-epochs`), `--parts spearman,methods,scratch`
 //! runs only some parts (separate processes can then share a machine's cores), `--methods` the
 //! methods of part 2, `--seed N` (default 0) the seed of the device (initial weights of the scratch
-//! run) and of every training run's data order and augmentation.
+//! run) and of every training run's data order and augmentation, `--scratch-arch CKPT` trains the
+//! architecture of that pruned checkpoint (e.g. one written by `ycomp prune`) from scratch instead of
+//! searching one.
 
 mod common;
 
@@ -61,6 +63,7 @@ struct Options {
     cand_epochs: Option<usize>,
     scratch_epochs: usize,
     hyp: Option<PathBuf>,
+    scratch_arch: Option<PathBuf>,
     parts: Vec<String>,
     methods: Vec<Method>,
     device: String,
@@ -80,6 +83,7 @@ fn parse_args() -> Result<Options> {
         cand_epochs: None,
         scratch_epochs: 0,
         hyp: None,
+        scratch_arch: None,
         parts: vec!["spearman".into(), "methods".into(), "scratch".into()],
         methods: vec![Method::L1, Method::L2, Method::Fpgm, Method::Taylor, Method::Slim, Method::EagleEye],
         device: "cpu".into(),
@@ -101,6 +105,7 @@ fn parse_args() -> Result<Options> {
             "--cand-epochs" => o.cand_epochs = Some(value()?.parse()?),
             "--scratch-epochs" => o.scratch_epochs = value()?.parse()?,
             "--hyp" => o.hyp = Some(value()?.into()),
+            "--scratch-arch" => o.scratch_arch = Some(value()?.into()),
             "--parts" => {
                 o.parts = value()?.split(',').map(str::to_string).collect();
                 if let Some(p) = o.parts.iter().find(|p| !["spearman", "methods", "scratch"].contains(&p.as_str())) {
@@ -250,9 +255,12 @@ fn main() -> Result<()> {
     // 3. The EagleEye architecture from scratch (searched here when part 2 did not run EagleEye; the
     // search is deterministic, so it finds the architecture part 2 finds).
     let scratch = if part("scratch") && o.scratch_epochs > 0 {
-        let arch = match eagle_arch {
-            Some(a) => a,
-            None => {
+        let arch = match (&o.scratch_arch, eagle_arch) {
+            (Some(p), _) => {
+                load_checkpoint(p, &device)?.0.arch.with_context(|| format!("{} has no architecture", p.display()))?
+            }
+            (None, Some(a)) => a,
+            (None, None) => {
                 let out = prune(&model, &eagle_cfg(), &pdata, &device, &mut |_| {})?;
                 out.model.arch.clone().context("the pruned model has no architecture")?
             }

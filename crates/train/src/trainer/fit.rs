@@ -488,17 +488,22 @@ impl Session<'_> {
                 seconds: t_epoch.elapsed().as_secs_f64(),
             };
             if cfg.verbose {
+                // An epoch without validation (`--noval`, or no val split) reads "not validated", not 0.000.
+                let val = if report.is_some() {
+                    format!(
+                        "P {:.3} R {:.3} mAP50 {:.3} mAP50-95 {:.3}",
+                        metrics[0], metrics[1], metrics[2], metrics[3]
+                    )
+                } else {
+                    "not validated".to_string()
+                };
                 eprintln!(
-                    "epoch {}/{}: loss box {:.4} obj {:.4} cls {:.4} | P {:.3} R {:.3} mAP50 {:.3} mAP50-95 {:.3} | {:.1} img/s, {:.1} s",
+                    "epoch {}/{}: loss box {:.4} obj {:.4} cls {:.4} | {val} | {:.1} img/s, {:.1} s",
                     epoch + 1,
                     cfg.epochs,
                     mloss[0],
                     mloss[1],
                     mloss[2],
-                    metrics[0],
-                    metrics[1],
-                    metrics[2],
-                    metrics[3],
                     record.train_images_per_s,
                     record.seconds
                 );
