@@ -45,7 +45,7 @@ use yolo_compress::data::dataset::{Split, YoloDataset};
 use yolo_compress::data::loader::{Loader, LoaderConfig};
 use yolo_compress::data::{SampleSource, Subset};
 use yolo_compress::model::YoloModel;
-use yolo_compress::model::weights::{atomic_write, load_checkpoint};
+use yolo_compress::model::weights::{atomic_write, load_checkpoint, read_checkpoint};
 use yolo_compress::prelude::*;
 use yolo_compress::train::adaptive_bn::adaptive_bn;
 use yolo_compress::train::trainer::{TrainConfig, TrainData, train};
@@ -256,9 +256,8 @@ fn main() -> Result<()> {
     // search is deterministic, so it finds the architecture part 2 finds).
     let scratch = if part("scratch") && o.scratch_epochs > 0 {
         let arch = match (&o.scratch_arch, eagle_arch) {
-            (Some(p), _) => {
-                load_checkpoint(p, &device)?.0.arch.with_context(|| format!("{} has no architecture", p.display()))?
-            }
+            // Only the architecture record is needed: no model is built from the weights.
+            (Some(p), _) => read_checkpoint(p)?.0.arch,
             (None, Some(a)) => a,
             (None, None) => {
                 let out = prune(&model, &eagle_cfg(), &pdata, &device, &mut |_| {})?;
