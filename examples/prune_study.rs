@@ -284,11 +284,19 @@ fn main() -> Result<()> {
     atomic_write(&o.out.join("study.json"), serde_json::to_string_pretty(&report)?.as_bytes())?;
     let share = |v: f64| 100.0 * v / base_map;
     let mut md = String::new();
-    md.push_str(&format!("| model | FLOPs kept | params | GFLOPs @{imgsz} | mAP50-95 after prune | after {} ep fine-tune | share of unpruned | latency ms (b1) |\n|---|---|---|---|---|---|---|---|\n", o.ft_epochs));
-    md.push_str(&format!(
-        "| unpruned | 1.000 | {} | {:.3} | {base_map:.4} | – | 100 % | {base_lat:.2} |\n",
-        base_info.params, base_info.gflops
-    ));
+    if methods.is_empty() {
+        // Only the spearman or scratch part ran: no fine-tuned methods to put beside the baseline.
+        md.push_str(&format!(
+            "| model | params | GFLOPs @{imgsz} | mAP50-95 | latency ms (b1) |\n|---|---|---|---|---|\n| unpruned | {} | {:.3} | {base_map:.4} | {base_lat:.2} |\n",
+            base_info.params, base_info.gflops
+        ));
+    } else {
+        md.push_str(&format!("| model | FLOPs kept | params | GFLOPs @{imgsz} | mAP50-95 after prune | after {} ep fine-tune | share of unpruned | latency ms (b1) |\n|---|---|---|---|---|---|---|---|\n", o.ft_epochs));
+        md.push_str(&format!(
+            "| unpruned | 1.000 | {} | {:.3} | {base_map:.4} | – | 100 % | {base_lat:.2} |\n",
+            base_info.params, base_info.gflops
+        ));
+    }
     for m in &methods {
         let ft = m["map50_95_finetuned"].as_f64().unwrap();
         md.push_str(&format!(
