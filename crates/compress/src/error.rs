@@ -78,3 +78,14 @@ pub enum QuantError {
         msg: String,
     },
 }
+
+/// Errors from knowledge distillation.
+#[derive(Debug, thiserror::Error)]
+pub enum DistillError {
+    /// Student and teacher outputs do not line up (levels, anchors, grid or classes).
+    #[error("distillation: {0}")]
+    Shape(String),
+    /// Student and teacher heads differ.
+    #[error("distillation: the teacher's head does not match the student's: {0}")]
+    Head(String),
+}

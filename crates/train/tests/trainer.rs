@@ -181,3 +181,54 @@ fn invalid_settings_are_rejected_before_any_work() {
     assert!(err.to_string().contains("imgsz 70"), "{err}");
     assert!(!tmp.path().join("exp").exists());
 }
+
+/// A hook whose extra loss is `scale · Σ raw[0] + constant · B`, counting its batches.
+struct ExtraLoss {
+    scale: f64,
+    constant: f64,
+    batches: usize,
+}
+
+impl yolo_compress_train::trainer::TrainHook for ExtraLoss {
+    fn batch_loss(
+        &mut self,
+        images: &Tensor<4>,
+        raw: &yolo_compress_model::head::RawOutputs,
+    ) -> Result<Option<Tensor<1>>, TrainError> {
+        self.batches += 1;
+        let b = images.dims()[0] as f64;
+        let c = Tensor::<1>::from_floats([(self.constant * b) as f32], &raw[0].device());
+        Ok(Some(raw[0].clone().sum().mul_scalar(self.scale).add(c)))
+    }
+}
+
+/// A hook's extra loss is added to the detection loss before the backward pass: a constant is
+/// reported per image and changes no weight; a term that depends on the outputs changes them.
+#[test]
+fn a_hook_loss_is_reported_and_trained_on() {
+    use yolo_compress_train::trainer::train_with_hook;
+    let tmp = tempfile::tempdir().unwrap();
+    let device = Device::flex();
+    let data = data();
+    let cfg = |name: &str| TrainConfig { noval: true, name: name.into(), ..config(tmp.path(), 1) };
+    let init = model();
+    let plain = train(init.valid(), &data, &cfg("plain"), &device).unwrap();
+    assert_eq!(plain.history[0].extra_loss, None);
+    let mut constant = ExtraLoss { scale: 0.0, constant: 0.25, batches: 0 };
+    let with_const = train_with_hook(init.valid(), &data, &cfg("const"), &device, &mut constant).unwrap();
+    assert_eq!(constant.batches, 2);
+    let extra = with_const.history[0].extra_loss.unwrap();
+    assert!((extra - 0.25).abs() < 1e-6, "{extra}");
+    let (a, b) = (tensors(&plain.last), tensors(&with_const.last));
+    let max_diff = |x: &[(String, Vec<f32>)], y: &[(String, Vec<f32>)]| {
+        x.iter()
+            .zip(y)
+            .filter(|(p, _)| !p.0.starts_with("extra/"))
+            .flat_map(|(p, q)| p.1.iter().zip(&q.1).map(|(u, v)| (u - v).abs()))
+            .fold(0.0f32, f32::max)
+    };
+    assert!(max_diff(&a, &b) < 1e-6, "a constant extra loss changed the weights by {}", max_diff(&a, &b));
+    let mut pull = ExtraLoss { scale: 0.05, constant: 0.0, batches: 0 };
+    let pulled = train_with_hook(init.valid(), &data, &cfg("pull"), &device, &mut pull).unwrap();
+    assert!(max_diff(&a, &tensors(&pulled.last)) > 1e-4);
+}

@@ -219,3 +219,45 @@ fn layer_ratios_override_the_shared_ratio() {
     let bad = ycomp(&["prune", "--weights", &ck, "--data", &data, "--layer-ratios", "4:0.5"]);
     assert!(String::from_utf8_lossy(&bad.stderr).contains("expected LAYER=RATIO"));
 }
+
+/// `ycomp train --teacher`: a pruned student fine-tunes against its unpruned teacher. The
+/// distillation loss is reported per epoch, recorded in args.yaml, and comes back on `--resume`;
+/// a teacher whose head differs is refused with a message naming it.
+#[test]
+fn distillation_fine_tunes_a_pruned_student_and_resumes() {
+    let dir = tempfile::tempdir().unwrap();
+    let (data, ck) = setup(dir.path());
+    let pruned = dir.path().join("pruned.safetensors");
+    let p = pruned.to_str().unwrap();
+    let mut args = vec!["prune", "--weights", &ck, "--data", &data, "--out", p];
+    args.extend(
+        "--method l1 --target-flops 0.5 --bn-batches 1 --noval --imgsz 64 --batch 8 --quiet".split_whitespace(),
+    );
+    ok(&args);
+    let project = dir.path().join("runs");
+    let proj = project.to_str().unwrap();
+    let mut args = vec!["train", "--weights", p, "--teacher", &ck, "--data", &data, "--project", proj];
+    args.extend(
+        "--distill 2 --epochs 2 --stop-after 1 --max-batches 2 --imgsz 64 --batch 8 --workers 1 --noval --noplots --name kd --json"
+            .split_whitespace(),
+    );
+    let v = ok_json(&args);
+    let extra = v["epochs"][0]["extra_loss"].as_f64().unwrap();
+    assert!(extra > 0.0 && extra.is_finite(), "{extra}");
+    let args_yaml = std::fs::read_to_string(project.join("kd/args.yaml")).unwrap();
+    assert!(args_yaml.contains("distill: 2.0") && args_yaml.contains("trained.safetensors"), "{args_yaml}");
+    assert!(args_yaml.contains("noautoanchor: true"), "{args_yaml}");
+    let run = project.join("kd");
+    let v = ok_json(&["train", "--data", &data, "--resume", run.to_str().unwrap(), "--json"]);
+    assert_eq!(v["epochs_done"].as_u64(), Some(2));
+    assert!(v["epochs"][0]["extra_loss"].as_f64().is_some_and(|x| x > 0.0), "{v}");
+    // A teacher with other classes cannot teach this student.
+    let other = dir.path().join("other.safetensors");
+    let arch = Architecture::from_name_or_path("yolov5n.yaml").unwrap().with_classes(vec!["a".into(); 3]);
+    save_checkpoint(&arch.build(&Device::flex()).unwrap(), &other, &BTreeMap::new()).unwrap();
+    let mut args = vec!["train", "--weights", p, "--teacher", other.to_str().unwrap(), "--data", &data];
+    args.extend(["--project", proj, "--epochs", "1", "--imgsz", "64", "--noplots"]);
+    let out = ycomp(&args);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("--teacher") && err.contains("3 classes"), "{err}");
+}

@@ -8,7 +8,7 @@
 use burn::prelude::*;
 use yolo_compress_model::{Architecture, YoloModel};
 use yolo_compress_train::TrainError;
-use yolo_compress_train::trainer::EpochHook;
+use yolo_compress_train::trainer::TrainHook;
 
 use super::graph::Role;
 use super::importance::{Criterion, unit_scores};
@@ -83,7 +83,7 @@ fn device_of(model: &YoloModel) -> Result<Device, TrainError> {
 
 /// After every epoch: choose the units on the training model, zero them in the training model and
 /// in its EMA (which is validated and saved), so checkpoints carry the soft-pruned weights.
-impl EpochHook for SoftFilterPruning {
+impl TrainHook for SoftFilterPruning {
     fn end_of_epoch(
         &mut self,
         _epoch: usize,

@@ -35,10 +35,17 @@ pub struct TrainConfig {
     pub sparsity: f64,
     /// Soft filter pruning ratio per group, `[0, 1)` (default 0 = off). The trainer only records it;
     /// `ycomp train` installs `yolo_compress::compress::prune::SoftFilterPruning` as the
-    /// [`EpochHook`](super::EpochHook) from it (also when resuming).
+    /// [`TrainHook`](super::TrainHook) from it (also when resuming).
     pub sfp: f64,
     /// Criterion of soft filter pruning: `l2` (default), `l1`, `fpgm` or `bn`.
     pub sfp_criterion: String,
+    /// Knowledge distillation: the teacher's weights (default none). The trainer only records it;
+    /// `ycomp train` installs `yolo_compress::compress::distill::Distiller` as the
+    /// [`TrainHook`](super::TrainHook) from it and [`distill`](Self::distill) (also when resuming).
+    pub teacher: Option<PathBuf>,
+    /// Weight of the distillation loss relative to the detection loss (default 1.0; used only with
+    /// a [`teacher`](Self::teacher)).
+    pub distill: f64,
     /// Nominal batch size: gradients are accumulated up to it (default 64).
     pub nbs: usize,
     /// Epochs without fitness improvement before stopping (default 100; 0 disables).
@@ -84,6 +91,8 @@ impl Default for TrainConfig {
             sparsity: 0.0,
             sfp: 0.0,
             sfp_criterion: "l2".into(),
+            teacher: None,
+            distill: 1.0,
             nbs: 64,
             patience: 100,
             workers: 2,
@@ -124,6 +133,9 @@ impl TrainConfig {
         }
         if !(self.sparsity.is_finite() && self.sparsity >= 0.0) {
             return bad(format!("sparsity {} must be a finite value >= 0", self.sparsity));
+        }
+        if !(self.distill.is_finite() && self.distill >= 0.0) {
+            return bad(format!("distill {} must be a finite value >= 0", self.distill));
         }
         if self.max_batches == Some(0) || self.stop_after == Some(0) || self.val_batch_size == Some(0) {
             return bad("max_batches, stop_after and val_batch_size must be at least 1 when given".into());

@@ -19,6 +19,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use rand::SeedableRng;
 use yolo_compress_data::SampleSource;
 use yolo_compress_data::loader::{Loader, LoaderConfig};
+use yolo_compress_model::head::RawOutputs;
 use yolo_compress_model::state::Slot;
 use yolo_compress_model::{Backbone, Detector, YoloModel};
 
@@ -115,6 +116,8 @@ pub struct EpochRecord {
     pub epoch: usize,
     /// Mean training `[box, obj, cls]` loss.
     pub train_loss: [f32; 3],
+    /// Mean extra loss of the [`TrainHook`] per image (e.g. distillation), if it added one.
+    pub extra_loss: Option<f32>,
     /// Validation `[box, obj, cls]` loss (zeros without validation).
     pub val_loss: [f32; 3],
     /// Precision, recall, mAP50, mAP50-95 (zeros without validation).
@@ -148,29 +151,65 @@ pub struct TrainOutcome {
     pub stopped_early: bool,
 }
 
-/// Called at the end of every training epoch, after the last optimizer step and before validation
-/// and the checkpoint: it may change the training model (autodiff device, training mode) and its
-/// EMA (what is validated and saved). Soft filter pruning zeroes its filters here.
-pub trait EpochHook {
-    /// Returns the (possibly changed) training model and EMA model.
+/// What a training run lets other code change: an extra loss term per batch (knowledge
+/// distillation adds its loss here) and the models at the end of every epoch (soft filter pruning
+/// zeroes its filters there). Both methods default to changing nothing.
+pub trait TrainHook {
+    /// An extra loss for this batch, added to the detection loss before the backward pass: a `[1]`
+    /// tensor on the training (autodiff) device, scaled as the detection loss is (`… · B`, the
+    /// batch size), or `None`. `images` `[B, 3, H, W]` is the batch the model saw; `raw` its raw
+    /// outputs, one `[B, na, ny, nx, 5 + nc]` tensor per level.
+    fn batch_loss(&mut self, images: &Tensor<4>, raw: &RawOutputs) -> Result<Option<Tensor<1>>, TrainError> {
+        let _ = (images, raw);
+        Ok(None)
+    }
+
+    /// Called at the end of every training epoch, after the last optimizer step and before
+    /// validation and the checkpoint: it may change the training model (autodiff device, training
+    /// mode) and its EMA (what is validated and saved). Returns both.
     fn end_of_epoch(
         &mut self,
         epoch: usize,
         model: YoloModel,
         ema: YoloModel,
-    ) -> Result<(YoloModel, YoloModel), TrainError>;
+    ) -> Result<(YoloModel, YoloModel), TrainError> {
+        let _ = epoch;
+        Ok((model, ema))
+    }
 }
 
 /// The hook that changes nothing.
 pub struct NoHook;
 
-impl EpochHook for NoHook {
+impl TrainHook for NoHook {}
+
+/// Several hooks in turn: their extra losses are summed, and each one's `end_of_epoch` gets the
+/// models the previous one returned.
+pub struct HookChain(pub Vec<Box<dyn TrainHook>>);
+
+impl TrainHook for HookChain {
+    fn batch_loss(&mut self, images: &Tensor<4>, raw: &RawOutputs) -> Result<Option<Tensor<1>>, TrainError> {
+        let mut sum: Option<Tensor<1>> = None;
+        for h in &mut self.0 {
+            if let Some(l) = h.batch_loss(images, raw)? {
+                sum = Some(match sum {
+                    Some(s) => s.add(l),
+                    None => l,
+                });
+            }
+        }
+        Ok(sum)
+    }
+
     fn end_of_epoch(
         &mut self,
-        _: usize,
-        model: YoloModel,
-        ema: YoloModel,
+        epoch: usize,
+        mut model: YoloModel,
+        mut ema: YoloModel,
     ) -> Result<(YoloModel, YoloModel), TrainError> {
+        for h in &mut self.0 {
+            (model, ema) = h.end_of_epoch(epoch, model, ema)?;
+        }
         Ok((model, ema))
     }
 }
@@ -186,13 +225,13 @@ pub fn train(
     train_with_hook(model, data, cfg, device, &mut NoHook)
 }
 
-/// [`train`] with an [`EpochHook`].
+/// [`train`] with a [`TrainHook`].
 pub fn train_with_hook(
     model: YoloModel,
     data: &TrainData,
     cfg: &TrainConfig,
     device: &Device,
-    hook: &mut dyn EpochHook,
+    hook: &mut dyn TrainHook,
 ) -> Result<TrainOutcome, TrainError> {
     cfg.validate(model.max_stride())?;
     if data.train.is_empty() {
@@ -233,13 +272,13 @@ pub fn resume(
     resume_with_hook(checkpoint, data, device, epochs, &mut NoHook)
 }
 
-/// [`resume`] with an [`EpochHook`] (pass the same hook the run started with).
+/// [`resume`] with a [`TrainHook`] (pass the same hook the run started with).
 pub fn resume_with_hook(
     checkpoint: &Path,
     data: &TrainData,
     device: &Device,
     epochs: Option<usize>,
-    hook: &mut dyn EpochHook,
+    hook: &mut dyn TrainHook,
 ) -> Result<TrainOutcome, TrainError> {
     let LoadedState { ema, model, optim, mut progress, run_dir } = load_train_state(checkpoint, device)?;
     if let Some(e) = epochs {
@@ -327,7 +366,7 @@ struct Session<'h> {
     ema: ModelEma<yolo_compress_model::GraphBackbone>,
     optimizer: Optimizer,
     progress: TrainProgress,
-    hook: &'h mut dyn EpochHook,
+    hook: &'h mut dyn TrainHook,
 }
 
 impl Session<'_> {
@@ -396,6 +435,8 @@ impl Session<'_> {
             let mut lrs = [hyp.lr0 * lf; 3];
             let mut momentum = hyp.momentum;
             let mut mloss = [0.0f64; 3];
+            // Running mean of the hook's extra loss per image, and whether it gave one.
+            let (mut mextra, mut has_extra) = (0.0f64, false);
             let bar = progress_bar(nb, epoch, cfg.epochs, cfg.progress);
             let mut seen = 0usize;
             let mut batches = loader.epoch(epoch as u64);
@@ -416,8 +457,25 @@ impl Session<'_> {
                         momentum = m;
                     }
                 }
-                let (items, grads) = loss_and_grads(&model, &loss_fn, batch.images.clone(), &batch.target_rows);
-                let total: f32 = items.iter().sum::<f32>() * batch.len() as f32;
+                let raw = model.forward_raw(batch.images.clone());
+                let out = loss_fn.forward(&raw, &batch.target_rows);
+                let items = out.items;
+                let mut total: f32 = items.iter().sum::<f32>() * batch.len() as f32;
+                let mut loss = out.total;
+                if let Some(extra) = hook.batch_loss(&batch.images, &raw)? {
+                    let value = extra
+                        .clone()
+                        .detach()
+                        .into_data()
+                        .convert::<f32>()
+                        .try_to_vec::<f32>()
+                        .map_or(f32::NAN, |v| v[0]);
+                    total += value;
+                    mextra += (f64::from(value) / batch.len() as f64 - mextra) / (i + 1) as f64;
+                    has_extra = true;
+                    loss = loss.add(extra);
+                }
+                let grads = GradientsParams::from_grads(loss.backward(), &model);
                 if !total.is_finite() {
                     bar.abandon();
                     return Err(TrainError::NonFiniteLoss { value: total, epoch, batch: i });
@@ -435,7 +493,8 @@ impl Session<'_> {
                     model = optimizer_step(model, grads, &mut optimizer, &mut ema, lrs, momentum, weight_decay);
                     progress.last_opt_step = ni as i64;
                 }
-                bar.set_message(format!("box {:.4} obj {:.4} cls {:.4}", mloss[0], mloss[1], mloss[2]));
+                let extra_msg = if has_extra { format!(" extra {mextra:.4}") } else { String::new() };
+                bar.set_message(format!("box {:.4} obj {:.4} cls {:.4}{extra_msg}", mloss[0], mloss[1], mloss[2]));
                 bar.inc(1);
             }
             bar.finish_and_clear();
@@ -481,6 +540,7 @@ impl Session<'_> {
             let record = EpochRecord {
                 epoch,
                 train_loss: mloss.map(|v| v as f32),
+                extra_loss: has_extra.then_some(mextra as f32),
                 val_loss,
                 metrics,
                 lrs,
@@ -497,8 +557,9 @@ impl Session<'_> {
                 } else {
                     "not validated".to_string()
                 };
+                let extra = record.extra_loss.map_or(String::new(), |v| format!(" extra {v:.4}"));
                 eprintln!(
-                    "epoch {}/{}: loss box {:.4} obj {:.4} cls {:.4} | {val} | {:.1} img/s, {:.1} s",
+                    "epoch {}/{}: loss box {:.4} obj {:.4} cls {:.4}{extra} | {val} | {:.1} img/s, {:.1} s",
                     epoch + 1,
                     cfg.epochs,
                     mloss[0],

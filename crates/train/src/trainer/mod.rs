@@ -12,7 +12,7 @@ pub mod state;
 
 pub use config::TrainConfig;
 pub use fit::{
-    EpochHook, EpochRecord, MAX_GRAD_NORM, NoHook, TrainData, TrainOutcome, loss_and_grads, optimizer_step, resume,
-    resume_with_hook, train, train_with_hook,
+    EpochRecord, HookChain, MAX_GRAD_NORM, NoHook, TrainData, TrainHook, TrainOutcome, loss_and_grads, optimizer_step,
+    resume, resume_with_hook, train, train_with_hook,
 };
 pub use state::{latest_run, resume_checkpoint_path};

@@ -55,6 +55,14 @@ pub struct TrainArgs {
     /// Criterion of soft filter pruning: l2, l1, fpgm or bn.
     #[arg(long, default_value = "l2")]
     sfp_criterion: String,
+    /// Knowledge distillation: train against this teacher's outputs too (e.g. the unpruned model
+    /// when fine-tuning a pruned one). It must have the student's classes and anchors; AutoAnchor
+    /// is skipped so they stay equal.
+    #[arg(long, value_name = "WEIGHTS")]
+    teacher: Option<PathBuf>,
+    /// Weight of the distillation loss relative to the detection loss (with --teacher).
+    #[arg(long, default_value_t = 1.0, value_name = "W")]
+    distill: f64,
     /// Stop after this many epochs without improvement (0 = never).
     #[arg(long, default_value_t = 100)]
     patience: usize,
@@ -136,10 +144,10 @@ pub fn run(a: TrainArgs) -> Result<()> {
         let args_yaml = ck.parent().and_then(|w| w.parent()).map(|r| r.join("args.yaml"));
         let run_cfg: Option<TrainConfig> =
             args_yaml.and_then(|p| std::fs::read_to_string(p).ok()).and_then(|t| serde_norway::from_str(&t).ok());
-        match run_cfg.filter(|c| c.sfp > 0.0) {
+        match run_cfg.filter(|c| c.sfp > 0.0 || c.teacher.is_some()) {
             Some(c) => {
-                let (_, ck_info) = yolo_compress::model::weights::load_checkpoint(&ck, &device)?;
-                let mut hook = sfp_hook(&ck_info.arch, &c)?;
+                let (student, _) = yolo_compress::model::weights::load_checkpoint(&ck, &device)?;
+                let mut hook = hooks(&student, &c, &device)?;
                 trainer::resume_with_hook(&ck, &data, &device, None, &mut hook)?
             }
             None => trainer::resume(&ck, &data, &device, None)?,
@@ -175,12 +183,14 @@ pub fn run(a: TrainArgs) -> Result<()> {
             sparsity: a.sparsity,
             sfp: a.sfp,
             sfp_criterion: a.sfp_criterion.clone(),
+            teacher: a.teacher.clone(),
+            distill: a.distill,
             nbs: a.nbs,
             patience: a.patience,
             workers: a.workers,
             seed: a.common.seed,
             noval: a.noval,
-            noautoanchor: a.noautoanchor,
+            noautoanchor: a.noautoanchor || a.teacher.is_some(),
             noplots: a.noplots,
             max_batches: a.max_batches,
             stop_after: a.stop_after,
@@ -191,10 +201,8 @@ pub fn run(a: TrainArgs) -> Result<()> {
             verbose: !a.common.quiet,
             ..TrainConfig::default()
         };
-        if cfg.sfp > 0.0 {
-            let arch =
-                loaded.model.arch.clone().context("soft filter pruning needs a model built from an architecture")?;
-            let mut hook = sfp_hook(&arch, &cfg)?;
+        if cfg.sfp > 0.0 || cfg.teacher.is_some() {
+            let mut hook = hooks(&loaded.model, &cfg, &device)?;
             trainer::train_with_hook(loaded.model, &data, &cfg, &device, &mut hook)?
         } else {
             trainer::train(loaded.model, &data, &cfg, &device)?
@@ -220,6 +228,33 @@ pub fn run(a: TrainArgs) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// The hooks a run's settings ask for: soft filter pruning and/or distillation from a teacher.
+fn hooks(
+    student: &yolo_compress::model::YoloModel,
+    cfg: &TrainConfig,
+    device: &burn::prelude::Device,
+) -> Result<trainer::HookChain> {
+    use yolo_compress::compress::distill::{Distiller, OutputDistillConfig};
+    use yolo_compress::train::loss::YoloLossConfig;
+    let mut chain: Vec<Box<dyn trainer::TrainHook>> = Vec::new();
+    if cfg.sfp > 0.0 {
+        let arch = student.arch.as_ref().context("soft filter pruning needs a model built from an architecture")?;
+        chain.push(Box::new(sfp_hook(arch, cfg)?));
+    }
+    if let Some(path) = &cfg.teacher {
+        let classes = yolo_compress::loading::ClassOverride::default();
+        let teacher = yolo_compress::loading::load_model(None, Some(path), &classes, device)
+            .with_context(|| format!("--teacher {}", path.display()))?
+            .model;
+        let (nc, nl) = (student.nc(), student.detect.strides.len());
+        let loss = YoloLossConfig::from_hyp(&cfg.hyp, nc, nl, cfg.imgsz as usize, cfg.label_smoothing);
+        let distiller = Distiller::new(teacher, student, OutputDistillConfig::from_loss(&loss, cfg.distill), device)
+            .with_context(|| format!("--teacher {}", path.display()))?;
+        chain.push(Box::new(distiller));
+    }
+    Ok(trainer::HookChain(chain))
 }
 
 /// The soft-filter-pruning hook a run's settings ask for.
