@@ -24,7 +24,8 @@
 //! methods of part 2, `--seed N` (default 0) the seed of the device (initial weights of the scratch
 //! run) and of every training run's data order and augmentation, `--scratch-arch CKPT` trains the
 //! architecture of that pruned checkpoint (e.g. one written by `ycomp prune`) from scratch instead of
-//! searching one.
+//! searching one, `--distill W` (default 0 = off) has every fine-tune and the scratch run also learn
+//! from the unpruned `--weights` as a teacher (`ycomp train --teacher --distill W`).
 
 mod common;
 
@@ -35,6 +36,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
+use yolo_compress::compress::distill::{Distiller, OutputDistillConfig};
 use yolo_compress::compress::prune::importance::unit_scores;
 use yolo_compress::compress::prune::surgery::{model_tensors, prune_model};
 use yolo_compress::compress::prune::{
@@ -48,7 +50,8 @@ use yolo_compress::model::YoloModel;
 use yolo_compress::model::weights::{atomic_write, load_checkpoint, read_checkpoint};
 use yolo_compress::prelude::*;
 use yolo_compress::train::adaptive_bn::adaptive_bn;
-use yolo_compress::train::trainer::{TrainConfig, TrainData, train};
+use yolo_compress::train::loss::YoloLossConfig;
+use yolo_compress::train::trainer::{TrainConfig, TrainData, train, train_with_hook};
 use yolo_compress::train::val::{ValConfig, validate};
 
 struct Options {
@@ -64,6 +67,7 @@ struct Options {
     scratch_epochs: usize,
     hyp: Option<PathBuf>,
     scratch_arch: Option<PathBuf>,
+    distill: f64,
     parts: Vec<String>,
     methods: Vec<Method>,
     device: String,
@@ -84,6 +88,7 @@ fn parse_args() -> Result<Options> {
         scratch_epochs: 0,
         hyp: None,
         scratch_arch: None,
+        distill: 0.0,
         parts: vec!["spearman".into(), "methods".into(), "scratch".into()],
         methods: vec![Method::L1, Method::L2, Method::Fpgm, Method::Taylor, Method::Slim, Method::EagleEye],
         device: "cpu".into(),
@@ -106,6 +111,7 @@ fn parse_args() -> Result<Options> {
             "--scratch-epochs" => o.scratch_epochs = value()?.parse()?,
             "--hyp" => o.hyp = Some(value()?.into()),
             "--scratch-arch" => o.scratch_arch = Some(value()?.into()),
+            "--distill" => o.distill = value()?.parse()?,
             "--parts" => {
                 o.parts = value()?.split(',').map(str::to_string).collect();
                 if let Some(p) = o.parts.iter().find(|p| !["spearman", "methods", "scratch"].contains(&p.as_str())) {
@@ -160,10 +166,19 @@ fn main() -> Result<()> {
         verbose: false,
         progress: false,
         seed: o.seed,
+        noautoanchor: o.distill > 0.0,
         ..TrainConfig::default()
     };
     let finetune = |m: YoloModel, name: String, epochs: usize| -> Result<YoloModel> {
-        let out = train(m, &tdata, &ft_cfg(name, epochs), &device)?;
+        let cfg = ft_cfg(name, epochs);
+        let out = if o.distill > 0.0 {
+            let loss = YoloLossConfig::from_hyp(&cfg.hyp, m.nc(), m.detect.strides.len(), imgsz, 0.0);
+            let dcfg = OutputDistillConfig::from_loss(&loss, o.distill);
+            let mut hook = Distiller::new(model.clone(), &m, dcfg, &device)?;
+            train_with_hook(m, &tdata, &cfg, &device, &mut hook)?
+        } else {
+            train(m, &tdata, &cfg, &device)?
+        };
         Ok(load_checkpoint(&out.last, &device)?.0)
     };
 
@@ -276,7 +291,7 @@ fn main() -> Result<()> {
     };
 
     let report = serde_json::json!({
-        "weights": o.weights, "imgsz": imgsz, "target": o.target, "ft_epochs": o.ft_epochs, "cand_epochs": cand_epochs,
+        "weights": o.weights, "imgsz": imgsz, "target": o.target, "ft_epochs": o.ft_epochs, "cand_epochs": cand_epochs, "distill": o.distill,
         "baseline": {"params": base_info.params, "gflops": base_info.gflops, "map50_95": base_map, "latency_ms": base_lat},
         "candidates": rows, "draws": n_draws, "spearman_adaptive_bn": rho_abn, "spearman_stale_bn": rho_stale,
         "methods": methods, "scratch_epochs": o.scratch_epochs, "scratch_map50_95": scratch,

@@ -116,7 +116,8 @@ pub struct EpochRecord {
     pub epoch: usize,
     /// Mean training `[box, obj, cls]` loss.
     pub train_loss: [f32; 3],
-    /// Mean extra loss of the [`TrainHook`] per image (e.g. distillation), if it added one.
+    /// Mean extra loss of the [`TrainHook`] per image (e.g. distillation) over the batches it added
+    /// one to; `None` when it added none.
     pub extra_loss: Option<f32>,
     /// Validation `[box, obj, cls]` loss (zeros without validation).
     pub val_loss: [f32; 3],
@@ -435,8 +436,8 @@ impl Session<'_> {
             let mut lrs = [hyp.lr0 * lf; 3];
             let mut momentum = hyp.momentum;
             let mut mloss = [0.0f64; 3];
-            // Running mean of the hook's extra loss per image, and whether it gave one.
-            let (mut mextra, mut has_extra) = (0.0f64, false);
+            // Running mean of the hook's extra loss per image over the batches that had one.
+            let (mut mextra, mut n_extra) = (0.0f64, 0usize);
             let bar = progress_bar(nb, epoch, cfg.epochs, cfg.progress);
             let mut seen = 0usize;
             let mut batches = loader.epoch(epoch as u64);
@@ -471,8 +472,8 @@ impl Session<'_> {
                         .try_to_vec::<f32>()
                         .map_or(f32::NAN, |v| v[0]);
                     total += value;
-                    mextra += (f64::from(value) / batch.len() as f64 - mextra) / (i + 1) as f64;
-                    has_extra = true;
+                    n_extra += 1;
+                    mextra += (f64::from(value) / batch.len() as f64 - mextra) / n_extra as f64;
                     loss = loss.add(extra);
                 }
                 let grads = GradientsParams::from_grads(loss.backward(), &model);
@@ -493,7 +494,7 @@ impl Session<'_> {
                     model = optimizer_step(model, grads, &mut optimizer, &mut ema, lrs, momentum, weight_decay);
                     progress.last_opt_step = ni as i64;
                 }
-                let extra_msg = if has_extra { format!(" extra {mextra:.4}") } else { String::new() };
+                let extra_msg = if n_extra > 0 { format!(" extra {mextra:.4}") } else { String::new() };
                 bar.set_message(format!("box {:.4} obj {:.4} cls {:.4}{extra_msg}", mloss[0], mloss[1], mloss[2]));
                 bar.inc(1);
             }
@@ -540,7 +541,7 @@ impl Session<'_> {
             let record = EpochRecord {
                 epoch,
                 train_loss: mloss.map(|v| v as f32),
-                extra_loss: has_extra.then_some(mextra as f32),
+                extra_loss: (n_extra > 0).then_some(mextra as f32),
                 val_loss,
                 metrics,
                 lrs,
