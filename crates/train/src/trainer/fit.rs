@@ -48,9 +48,31 @@ pub fn loss_and_grads(
     images: Tensor<4>,
     targets: &[[f32; 6]],
 ) -> ([f32; 3], GradientsParams) {
-    let raw = model.forward_raw(images);
+    let (items, _, grads) =
+        loss_and_grads_with_hook(model, loss_fn, &images, targets, &mut NoHook).expect("NoHook adds no loss");
+    (items, grads)
+}
+
+/// [`loss_and_grads`] with the [`TrainHook`]'s extra loss added before the backward pass; also
+/// returns that extra loss (host, as the hook scaled it) when the hook gave one.
+pub fn loss_and_grads_with_hook(
+    model: &YoloModel,
+    loss_fn: &YoloLoss,
+    images: &Tensor<4>,
+    targets: &[[f32; 6]],
+    hook: &mut dyn TrainHook,
+) -> Result<([f32; 3], Option<f32>, GradientsParams), TrainError> {
+    let raw = model.forward_raw(images.clone());
     let out = loss_fn.forward(&raw, targets);
-    (out.items, GradientsParams::from_grads(out.total.backward(), model))
+    let (loss, extra) = match hook.batch_loss(images, &raw)? {
+        Some(extra) => {
+            let value =
+                extra.clone().detach().into_data().convert::<f32>().try_to_vec::<f32>().map_or(f32::NAN, |v| v[0]);
+            (out.total.add(extra), Some(value))
+        }
+        None => (out.total, None),
+    };
+    Ok((out.items, extra, GradientsParams::from_grads(loss.backward(), model)))
 }
 
 /// One optimizer step as train.py takes it: global-norm clipping at [`MAX_GRAD_NORM`], the
@@ -458,25 +480,14 @@ impl Session<'_> {
                         momentum = m;
                     }
                 }
-                let raw = model.forward_raw(batch.images.clone());
-                let out = loss_fn.forward(&raw, &batch.target_rows);
-                let items = out.items;
+                let (items, extra, grads) =
+                    loss_and_grads_with_hook(&model, &loss_fn, &batch.images, &batch.target_rows, hook)?;
                 let mut total: f32 = items.iter().sum::<f32>() * batch.len() as f32;
-                let mut loss = out.total;
-                if let Some(extra) = hook.batch_loss(&batch.images, &raw)? {
-                    let value = extra
-                        .clone()
-                        .detach()
-                        .into_data()
-                        .convert::<f32>()
-                        .try_to_vec::<f32>()
-                        .map_or(f32::NAN, |v| v[0]);
+                if let Some(value) = extra {
                     total += value;
                     n_extra += 1;
                     mextra += (f64::from(value) / batch.len() as f64 - mextra) / n_extra as f64;
-                    loss = loss.add(extra);
                 }
-                let grads = GradientsParams::from_grads(loss.backward(), &model);
                 if !total.is_finite() {
                     bar.abandon();
                     return Err(TrainError::NonFiniteLoss { value: total, epoch, batch: i });

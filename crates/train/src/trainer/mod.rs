@@ -12,7 +12,7 @@ pub mod state;
 
 pub use config::TrainConfig;
 pub use fit::{
-    EpochRecord, HookChain, MAX_GRAD_NORM, NoHook, TrainData, TrainHook, TrainOutcome, loss_and_grads, optimizer_step,
-    resume, resume_with_hook, train, train_with_hook,
+    EpochRecord, HookChain, MAX_GRAD_NORM, NoHook, TrainData, TrainHook, TrainOutcome, loss_and_grads,
+    loss_and_grads_with_hook, optimizer_step, resume, resume_with_hook, train, train_with_hook,
 };
 pub use state::{latest_run, resume_checkpoint_path};
