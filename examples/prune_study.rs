@@ -50,7 +50,6 @@ use yolo_compress::model::YoloModel;
 use yolo_compress::model::weights::{atomic_write, load_checkpoint, read_checkpoint};
 use yolo_compress::prelude::*;
 use yolo_compress::train::adaptive_bn::adaptive_bn;
-use yolo_compress::train::loss::YoloLossConfig;
 use yolo_compress::train::trainer::{TrainConfig, TrainData, train, train_with_hook};
 use yolo_compress::train::val::{ValConfig, validate};
 
@@ -167,14 +166,13 @@ fn main() -> Result<()> {
         progress: false,
         seed: o.seed,
         noautoanchor: o.distill > 0.0,
+        distill: o.distill,
         ..TrainConfig::default()
     };
     let finetune = |m: YoloModel, name: String, epochs: usize| -> Result<YoloModel> {
         let cfg = ft_cfg(name, epochs);
         let out = if o.distill > 0.0 {
-            let loss = YoloLossConfig::from_hyp(&cfg.hyp, m.nc(), m.detect.strides.len(), imgsz, 0.0);
-            let dcfg = OutputDistillConfig::from_loss(&loss, o.distill);
-            let mut hook = Distiller::new(model.clone(), &m, dcfg, &device)?;
+            let mut hook = Distiller::new(model.clone(), &m, OutputDistillConfig::for_run(&cfg, &m), &device)?;
             train_with_hook(m, &tdata, &cfg, &device, &mut hook)?
         } else {
             train(m, &tdata, &cfg, &device)?

@@ -22,8 +22,10 @@
 use burn::prelude::*;
 use burn::tensor::activation::sigmoid;
 use serde::{Deserialize, Serialize};
+use yolo_compress_model::YoloModel;
 use yolo_compress_model::head::RawOutputs;
 use yolo_compress_train::loss::{YoloLossConfig, bce_with_logits_elementwise};
+use yolo_compress_train::trainer::TrainConfig;
 
 use crate::error::DistillError;
 
@@ -55,6 +57,14 @@ impl OutputDistillConfig {
             cls_gain: loss.cls_gain,
             balance: loss.balance.clone(),
         }
+    }
+
+    /// The config for a training run: the gains and balance of the detection loss the trainer
+    /// builds for `run` and `student` (same `from_hyp` call), weighted by `run.distill`.
+    pub fn for_run(run: &TrainConfig, student: &YoloModel) -> Self {
+        let (nc, nl) = (student.nc(), student.detect.strides.len());
+        let loss = YoloLossConfig::from_hyp(&run.hyp, nc, nl, run.imgsz as usize, run.label_smoothing);
+        Self::from_loss(&loss, run.distill)
     }
 
     /// Builds the loss.
@@ -285,6 +295,24 @@ mod tests {
                 c.weight * 2.0 * c.obj_gain * 0.4 * (sig(f64::from(sv[k])) - sig(f64::from(tv[k]))) / cells as f64;
             assert!((f64::from(gs[k]) - want).abs() < 1e-6, "cell {cell}: {} vs {want}", gs[k]);
         }
+    }
+
+    /// A run's config takes the gains the trainer gives its detection loss and the run's weight.
+    #[test]
+    fn a_runs_config_uses_the_trainers_gains() {
+        let names: Vec<String> = (0..4).map(|i| format!("c{i}")).collect();
+        let student = yolo_compress_model::Architecture::from_name_or_path("yolov5n.yaml")
+            .unwrap()
+            .with_classes(names)
+            .build(&device())
+            .unwrap();
+        let run = TrainConfig { imgsz: 320, distill: 2.5, ..TrainConfig::default() };
+        let c = OutputDistillConfig::for_run(&run, &student);
+        let loss = YoloLossConfig::from_hyp(&run.hyp, 4, 3, 320, 0.0);
+        assert_eq!(c, OutputDistillConfig::from_loss(&loss, 2.5));
+        assert!(
+            (c.obj_gain - run.hyp.obj * 0.25).abs() < 1e-12 && (c.cls_gain - run.hyp.cls * 4.0 / 80.0).abs() < 1e-12
+        );
     }
 
     #[test]

@@ -237,7 +237,6 @@ fn hooks(
     device: &burn::prelude::Device,
 ) -> Result<trainer::HookChain> {
     use yolo_compress::compress::distill::{Distiller, OutputDistillConfig};
-    use yolo_compress::train::loss::YoloLossConfig;
     let mut chain: Vec<Box<dyn trainer::TrainHook>> = Vec::new();
     if cfg.sfp > 0.0 {
         let arch = student.arch.as_ref().context("soft filter pruning needs a model built from an architecture")?;
@@ -248,9 +247,7 @@ fn hooks(
         let teacher = yolo_compress::loading::load_model(None, Some(path), &classes, device)
             .with_context(|| format!("--teacher {}", path.display()))?
             .model;
-        let (nc, nl) = (student.nc(), student.detect.strides.len());
-        let loss = YoloLossConfig::from_hyp(&cfg.hyp, nc, nl, cfg.imgsz as usize, cfg.label_smoothing);
-        let distiller = Distiller::new(teacher, student, OutputDistillConfig::from_loss(&loss, cfg.distill), device)
+        let distiller = Distiller::new(teacher, student, OutputDistillConfig::for_run(cfg, student), device)
             .with_context(|| format!("--teacher {}", path.display()))?;
         chain.push(Box::new(distiller));
     }
