@@ -3,7 +3,7 @@
 //! sensitivity sweep; one-line errors.
 
 mod common;
-use common::{ok, ok_json, ycomp};
+use common::{ok, ok_json, ycomp, ycomp_in};
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -236,16 +236,22 @@ fn distillation_fine_tunes_a_pruned_student_and_resumes() {
     ok(&args);
     let project = dir.path().join("runs");
     let proj = project.to_str().unwrap();
-    let mut args = vec!["train", "--weights", p, "--teacher", &ck, "--data", &data, "--project", proj];
+    // The teacher is given relative to the run's working directory, the resume starts elsewhere.
+    let mut args =
+        vec!["train", "--weights", p, "--teacher", "trained.safetensors", "--data", &data, "--project", proj];
     args.extend(
         "--distill 2 --epochs 2 --stop-after 1 --max-batches 2 --imgsz 64 --batch 8 --workers 1 --noval --noplots --name kd --json"
             .split_whitespace(),
     );
-    let v = ok_json(&args);
+    let out = ycomp_in(dir.path(), &args);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let extra = v["epochs"][0]["extra_loss"].as_f64().unwrap();
     assert!(extra > 0.0 && extra.is_finite(), "{extra}");
     let args_yaml = std::fs::read_to_string(project.join("kd/args.yaml")).unwrap();
-    assert!(args_yaml.contains("distill: 2.0") && args_yaml.contains("trained.safetensors"), "{args_yaml}");
+    assert!(args_yaml.contains("distill: 2.0"), "{args_yaml}");
+    let teacher = args_yaml.lines().find_map(|l| l.strip_prefix("teacher: ")).unwrap_or_default();
+    assert!(Path::new(teacher).is_absolute() && teacher.ends_with("trained.safetensors"), "{args_yaml}");
     assert!(args_yaml.contains("noautoanchor: true"), "{args_yaml}");
     let run = project.join("kd");
     let v = ok_json(&["train", "--data", &data, "--resume", run.to_str().unwrap(), "--json"]);

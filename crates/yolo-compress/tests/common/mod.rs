@@ -9,6 +9,11 @@ pub fn ycomp(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_ycomp")).args(args).output().expect("ycomp runs")
 }
 
+/// Runs `ycomp` with `args` in the working directory `dir`.
+pub fn ycomp_in(dir: &std::path::Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_ycomp")).current_dir(dir).args(args).output().expect("ycomp runs")
+}
+
 /// Runs `ycomp` and asserts success (printing its stderr otherwise).
 pub fn ok(args: &[&str]) -> Output {
     let out = ycomp(args);

@@ -183,7 +183,8 @@ pub fn run(a: TrainArgs) -> Result<()> {
             sparsity: a.sparsity,
             sfp: a.sfp,
             sfp_criterion: a.sfp_criterion.clone(),
-            teacher: a.teacher.clone(),
+            // Absolute, so that `--resume` finds the teacher from any working directory.
+            teacher: a.teacher.as_deref().map(std::path::absolute).transpose().context("--teacher")?,
             distill: a.distill,
             nbs: a.nbs,
             patience: a.patience,
