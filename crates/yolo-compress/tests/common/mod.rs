@@ -6,7 +6,7 @@ use std::process::{Command, Output};
 
 /// Runs `ycomp` with `args`.
 pub fn ycomp(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_ycomp")).args(args).output().expect("ycomp runs")
+    ycomp_in(std::path::Path::new("."), args)
 }
 
 /// Runs `ycomp` with `args` in the working directory `dir`.
