@@ -3,7 +3,7 @@
 //! sensitivity sweep; one-line errors.
 
 mod common;
-use common::{ok, ok_json, ycomp, ycomp_in};
+use common::{ok, ok_json, ok_json_in, ycomp};
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -243,9 +243,7 @@ fn distillation_fine_tunes_a_pruned_student_and_resumes() {
         "--distill 2 --epochs 2 --stop-after 1 --max-batches 2 --imgsz 64 --batch 8 --workers 1 --noval --noplots --name kd --json"
             .split_whitespace(),
     );
-    let out = ycomp_in(dir.path(), &args);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let v = ok_json_in(dir.path(), &args);
     let extra = v["epochs"][0]["extra_loss"].as_f64().unwrap();
     assert!(extra > 0.0 && extra.is_finite(), "{extra}");
     let args_yaml = std::fs::read_to_string(project.join("kd/args.yaml")).unwrap();
