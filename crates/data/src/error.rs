@@ -37,4 +37,32 @@ pub enum DataError {
         /// What is wrong, with the offending value.
         reason: String,
     },
+    /// A folder of images was expected and `path` is not one.
+    #[error("{}: not a folder", path.display())]
+    NotAFolder {
+        /// The path given.
+        path: PathBuf,
+    },
+    /// A folder holds no image files.
+    #[error("{}: no images (jpg, jpeg, png, bmp, webp) found", path.display())]
+    NoImages {
+        /// The folder.
+        path: PathBuf,
+    },
+    /// A sample index past the end of a source.
+    #[error("sample {index} requested from a source of {len} samples")]
+    IndexOutOfRange {
+        /// The index asked for.
+        index: usize,
+        /// The number of samples.
+        len: usize,
+    },
+    /// Box lists given for a source do not match its number of samples.
+    #[error("{labels} box lists given for {samples} samples (one list per sample is needed)")]
+    LabelCountMismatch {
+        /// Samples of the source.
+        samples: usize,
+        /// Box lists given.
+        labels: usize,
+    },
 }

@@ -113,13 +113,7 @@ pub fn validate<M: DetectionModel + ?Sized>(
         let batch = batch?;
         let t1 = Instant::now();
         let out = model.forward(batch.images.clone());
-        let [b, n, no] = out.decoded.dims();
-        let rows = out
-            .decoded
-            .into_data()
-            .convert::<f32>()
-            .try_into_vec::<f32>()
-            .map_err(|e| TrainError::Config(format!("decoded output is not readable as f32: {e:?}")))?;
+        let (rows, [b, n, no]) = decoded_rows(out.decoded)?;
         let t2 = Instant::now();
         if let Some(loss) = loss {
             let items = loss.forward(&out.raw, &batch.target_rows).items;
@@ -155,6 +149,18 @@ pub fn validate<M: DetectionModel + ?Sized>(
         coco,
         warnings,
     })
+}
+
+/// A decoded detector output `[B, N, 5 + nc]` on the host (row-major) with its dimensions, as
+/// the NMS functions take it.
+pub fn decoded_rows(decoded: burn::tensor::Tensor<3>) -> Result<(Vec<f32>, [usize; 3]), TrainError> {
+    let dims = decoded.dims();
+    let rows = decoded
+        .into_data()
+        .convert::<f32>()
+        .try_into_vec::<f32>()
+        .map_err(|e| TrainError::Config(format!("decoded output is not readable as f32: {e:?}")))?;
+    Ok((rows, dims))
 }
 
 /// Maps image `si`'s detections and labels from batch-image pixels back to its original pixels

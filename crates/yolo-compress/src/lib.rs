@@ -12,7 +12,9 @@
 //!   and int8 quantization (fake quantization, BN folding, PTQ calibration, QAT, sensitivity, int8
 //!   checkpoints); distillation to come;
 //! - [`predict`]: end-to-end detection on images; [`loading`]: `--model`/`--weights` resolution;
-//!   [`backend`]: device selection by name.
+//!   [`backend`]: device selection by name;
+//! - [`reference`](mod@reference): the label-free path: a reference model's detections as labels (fidelity
+//!   checks, pseudo-labelled datasets for recovery training).
 //!
 //! ```no_run
 //! use yolo_compress::prelude::*;
@@ -38,6 +40,7 @@ pub struct ReadmeDoctests;
 pub mod backend;
 pub mod loading;
 pub mod predict;
+pub mod reference;
 
 pub use yolo_compress_compress as compress;
 pub use yolo_compress_data as data;

@@ -85,6 +85,11 @@ impl Predictor {
         &self.model
     }
 
+    /// The device predictions run on.
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
     /// The effective settings (imgsz rounded to the stride).
     pub fn config(&self) -> &PredictConfig {
         &self.cfg

@@ -14,6 +14,12 @@ use crate::optim::OptimizerKind;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct TrainConfig {
+    /// The dataset YAML the run trains on (default none). The trainer only records it, so that
+    /// `ycomp train --resume RUN` finds the data without `--data`.
+    pub data: Option<PathBuf>,
+    /// The folder of unlabeled images a label-free run (`ycomp train --unlabeled`) pseudo-labelled
+    /// into [`data`](Self::data) (default none); recorded for reference.
+    pub unlabeled: Option<PathBuf>,
     /// Total epochs (default 100).
     pub epochs: usize,
     /// Batch size (default 16).
@@ -81,6 +87,8 @@ pub struct TrainConfig {
 impl Default for TrainConfig {
     fn default() -> Self {
         Self {
+            data: None,
+            unlabeled: None,
             epochs: 100,
             batch_size: 16,
             imgsz: 640,

@@ -20,7 +20,7 @@ use yolo_compress::compress::quant::sensitivity::{SensitivityConfig, write_sensi
 use yolo_compress::compress::quant::{CalibMethod, ObserverConfig, QuantConfig, QuantModel, select_convs};
 use yolo_compress::data::dataset::{DataConfig, Split, YoloDataset};
 use yolo_compress::data::loader::{Loader, LoaderConfig};
-use yolo_compress::data::{LetterboxConfig, SampleSource, Subset, image_to_chw, letterbox, list_images, load_rgb};
+use yolo_compress::data::{ImageFolder, LetterboxConfig, SampleSource, Subset, image_to_chw, letterbox, load_rgb};
 use yolo_compress::model::weights::save_checkpoint;
 use yolo_compress::model::{DetectionModel, YoloModel};
 use yolo_compress::train::trainer::run_dir::increment_run_dir;
@@ -428,13 +428,8 @@ fn folder_batches(
     batch: usize,
     device: &Device,
 ) -> Result<Vec<Tensor<4>>> {
-    if !dir.is_dir() {
-        bail!("--calib {}: not a folder", dir.display());
-    }
-    let files = list_images(dir)?;
-    if files.is_empty() {
-        bail!("--calib {}: no images (jpg, png, bmp, webp) found", dir.display());
-    }
+    let folder = ImageFolder::open(dir).context("--calib")?;
+    let files = folder.files();
     let n = max.min(files.len());
     let picked: Vec<&PathBuf> = (0..n).map(|i| &files[i * files.len() / n]).collect();
     let s = imgsz.div_ceil(stride) * stride;

@@ -18,9 +18,22 @@ use crate::{Common, ModelArgs};
 pub struct TrainArgs {
     #[command(flatten)]
     model: ModelArgs,
-    /// Dataset YAML (ultralytics format).
+    /// Dataset YAML (ultralytics format). With `--resume`, defaults to the one the run recorded.
     #[arg(long)]
-    data: PathBuf,
+    data: Option<PathBuf>,
+    /// Label-free recovery, instead of `--data`: the `--teacher` pseudo-labels the images of this
+    /// folder once (conf `--pseudo-conf`, IoU 0.45), written as a YOLO dataset in RUN/pseudo with the
+    /// last `--holdout` images as its val split; then training runs as with
+    /// `--data RUN/pseudo/data.yaml --teacher T`.
+    #[arg(long, value_name = "DIR", conflicts_with = "data")]
+    unlabeled: Option<PathBuf>,
+    /// With `--unlabeled`: images held out for validation (the last ones by file name); default
+    /// 10 % of the images, at least 1.
+    #[arg(long, value_name = "N", requires = "unlabeled")]
+    holdout: Option<usize>,
+    /// With `--unlabeled`: confidence threshold of the teacher's pseudo-labels.
+    #[arg(long, default_value_t = 0.25, value_name = "CONF", requires = "unlabeled")]
+    pseudo_conf: f32,
     /// Total epochs.
     #[arg(long, default_value_t = 100)]
     epochs: usize,
@@ -109,13 +122,42 @@ enum Optim {
 }
 
 /// Runs training.
-pub fn run(a: TrainArgs) -> Result<()> {
+pub fn run(mut a: TrainArgs) -> Result<()> {
     let device = device_from_name(&a.common.device)?;
     // Seeds weight initialisation (augmentation and shuffling are seeded by the loader).
     device.seed(a.common.seed);
-    let config = yolo_compress::data::dataset::DataConfig::load(&a.data)?;
+    // Resuming: the checkpoint, and the settings the run recorded (args.yaml).
+    let resume = match &a.resume {
+        Some(resume) => {
+            let ck = if resume.as_os_str().is_empty() {
+                trainer::latest_run(&a.project).with_context(|| {
+                    format!("--resume: no run with weights/last.safetensors under {}", a.project.display())
+                })?
+            } else {
+                trainer::resume_checkpoint_path(resume)
+            };
+            let args_yaml = ck.parent().and_then(|w| w.parent()).map(|r| r.join("args.yaml"));
+            let run_cfg: Option<TrainConfig> =
+                args_yaml.and_then(|p| std::fs::read_to_string(p).ok()).and_then(|t| serde_norway::from_str(&t).ok());
+            Some((ck, run_cfg))
+        }
+        None => None,
+    };
+    let mut unlabeled: Option<PathBuf> = None;
+    if let Some(dir) = a.unlabeled.clone()
+        && resume.is_none()
+    {
+        unlabeled = Some(prepare_unlabeled(&mut a, &dir, &device)?);
+    }
+    let data_yaml = match (&a.data, &resume) {
+        (Some(d), _) => d.clone(),
+        (None, Some((_, Some(cfg)))) if cfg.data.is_some() => cfg.data.clone().unwrap_or_default(),
+        (None, Some(_)) => bail!("--resume: the run records no dataset (older args.yaml); give --data"),
+        (None, None) => bail!("give --data (a dataset YAML) or --unlabeled DIR with --teacher"),
+    };
+    let config = yolo_compress::data::dataset::DataConfig::load(&data_yaml)?;
     let train = YoloDataset::from_config(config.clone(), Split::Train, &Default::default())
-        .with_context(|| format!("{}: train split", a.data.display()))?;
+        .with_context(|| format!("{}: train split", data_yaml.display()))?;
     let val = if config.split(Split::Val).is_some() {
         Some(YoloDataset::from_config(config, Split::Val, &Default::default())?)
     } else {
@@ -130,20 +172,10 @@ pub fn run(a: TrainArgs) -> Result<()> {
         }
     }
     let data = TrainData::from_datasets(train, val);
-    let outcome = if let Some(resume) = &a.resume {
-        let ck = if resume.as_os_str().is_empty() {
-            trainer::latest_run(&a.project).with_context(|| {
-                format!("--resume: no run with weights/last.safetensors under {}", a.project.display())
-            })?
-        } else {
-            trainer::resume_checkpoint_path(resume)
-        };
+    let outcome = if let Some((ck, run_cfg)) = resume {
         if !a.common.quiet {
             eprintln!("Resuming from {}", ck.display());
         }
-        let args_yaml = ck.parent().and_then(|w| w.parent()).map(|r| r.join("args.yaml"));
-        let run_cfg: Option<TrainConfig> =
-            args_yaml.and_then(|p| std::fs::read_to_string(p).ok()).and_then(|t| serde_norway::from_str(&t).ok());
         match run_cfg.filter(|c| c.sfp > 0.0 || c.teacher.is_some()) {
             Some(c) => {
                 let (student, _) = yolo_compress::model::weights::load_checkpoint(&ck, &device)?;
@@ -166,9 +198,12 @@ pub fn run(a: TrainArgs) -> Result<()> {
         }
         let loaded = model_args.load(&device)?;
         if loaded.model.nc() != data.names.len() {
-            bail!("the model has {} classes but {} names {}", loaded.model.nc(), a.data.display(), data.names.len());
+            bail!("the model has {} classes but {} names {}", loaded.model.nc(), data_yaml.display(), data.names.len());
         }
         let cfg = TrainConfig {
+            // Absolute, so that `--resume` finds them from any working directory.
+            data: Some(std::path::absolute(&data_yaml).context("--data")?),
+            unlabeled: unlabeled.clone(),
             epochs: a.epochs,
             batch_size: a.batch,
             imgsz: a.imgsz,
@@ -229,6 +264,54 @@ pub fn run(a: TrainArgs) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// `--unlabeled DIR`: the teacher pseudo-labels the images of DIR into `RUN/pseudo` (a YOLO dataset
+/// with a held-out val split); `a` then names that dataset as `--data` and the run folder created for
+/// it (so the trainer writes into the same folder). Returns the image folder as an absolute path.
+fn prepare_unlabeled(a: &mut TrainArgs, dir: &std::path::Path, device: &burn::prelude::Device) -> Result<PathBuf> {
+    use yolo_compress::reference::{Holdout, reference_config, write_pseudo_dataset};
+    let Some(teacher_path) = a.teacher.clone() else {
+        bail!("--unlabeled needs --teacher: the model whose detections become the labels");
+    };
+    let folder = yolo_compress::data::ImageFolder::open(dir).context("--unlabeled")?;
+    let classes = yolo_compress::loading::ClassOverride::default();
+    let teacher = yolo_compress::loading::load_model(None, Some(&teacher_path), &classes, device)
+        .with_context(|| format!("--teacher {}", teacher_path.display()))?
+        .model;
+    let mut cfg = reference_config(a.imgsz as usize, a.batch);
+    cfg.nms = cfg.nms.with_conf_thres(a.pseudo_conf);
+    cfg.nms.validate().context("--pseudo-conf")?;
+    let predictor = yolo_compress::predict::Predictor::new(teacher, device, cfg);
+    let run_dir = trainer::run_dir::increment_run_dir(&a.project, &a.name, a.exist_ok)?;
+    let holdout = a.holdout.map_or(Holdout::Default, Holdout::Count);
+    let quiet = a.common.quiet;
+    let mut last_report = 0;
+    let mut progress = |done: usize, total: usize| {
+        if !quiet && (done == total || done >= last_report + total.div_ceil(10)) {
+            last_report = done;
+            eprintln!("pseudo-labelling {done}/{total} images with {}", teacher_path.display());
+        }
+    };
+    let ds = write_pseudo_dataset(&predictor, &folder, &run_dir.join("pseudo"), holdout, &mut progress)
+        .with_context(|| format!("--unlabeled {}", dir.display()))?;
+    for w in &ds.warnings {
+        eprintln!("warning: {w}");
+    }
+    if !quiet {
+        eprintln!(
+            "pseudo-labels: {} train + {} held-out val images, {} boxes of {} classes in {}",
+            ds.train_images,
+            ds.val_images,
+            ds.instances,
+            ds.names.len(),
+            ds.root.display()
+        );
+    }
+    a.data = Some(ds.data_yaml);
+    a.name = run_dir.file_name().map_or_else(|| a.name.clone(), |n| n.to_string_lossy().into_owned());
+    a.exist_ok = true;
+    std::path::absolute(dir).context("--unlabeled")
 }
 
 /// The hooks a run's settings ask for: soft filter pruning and/or distillation from a teacher.
