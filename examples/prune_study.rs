@@ -40,7 +40,8 @@ use yolo_compress::compress::distill::{Distiller, OutputDistillConfig};
 use yolo_compress::compress::prune::importance::unit_scores;
 use yolo_compress::compress::prune::surgery::{model_tensors, prune_model};
 use yolo_compress::compress::prune::{
-    Criterion, EagleEyeConfig, Method, PruneConfig, PruneData, PruneGraph, draw_candidates, prune, spearman,
+    Compensation, Criterion, EagleEyeConfig, Method, PruneConfig, PruneData, PruneGraph, Scope, draw_candidates, prune,
+    spearman,
 };
 use yolo_compress::data::augment::Hyp;
 use yolo_compress::data::dataset::{Split, YoloDataset};
@@ -138,7 +139,7 @@ fn main() -> Result<()> {
     let bn_loader = Loader::new(train_src.clone(), LoaderConfig::train(o.imgsz, o.batch), &device)?;
     let eval_loader = Loader::new(Arc::new(Subset::evenly(train_src, 100)), LoaderConfig::val(o.imgsz, 32), &device)?;
     let val_loader = Loader::new(Arc::new(val_ds.clone()), LoaderConfig::val(o.imgsz, 32), &device)?;
-    let pdata = PruneData { train: &bn_loader, eval: &eval_loader };
+    let pdata = PruneData { train: &bn_loader, eval: &eval_loader, calib: None };
     let tdata = TrainData::from_datasets(train_ds, Some(val_ds));
     let val_map =
         |m: &YoloModel| -> Result<f64> { Ok(validate(m, &val_loader, &ValConfig::default(), None)?.metrics.map50_95) };
@@ -195,6 +196,10 @@ fn main() -> Result<()> {
         imgsz,
         bn_batches: 20,
         eagleeye: EagleEyeConfig { candidates: o.candidates, tolerance: 0.03, ..Default::default() },
+        // The settings of the documented synthetic studies (before compensation and re-anchoring).
+        scope: Scope::Uniform,
+        compensation: Compensation::None,
+        reanchor: false,
         ..PruneConfig::default()
     };
 

@@ -197,7 +197,13 @@ fn main() -> Result<()> {
         eagleeye: EagleEyeConfig { candidates: 4, tolerance: 0.03, seed: o.seed, ..EagleEyeConfig::default() },
         ..PruneConfig::default()
     };
-    let pruned = prune(&best, &prune_cfg, &PruneData { train: &bn_loader, eval: &eval_loader }, &device, &mut |_| {})?;
+    let pruned = prune(
+        &best,
+        &prune_cfg,
+        &PruneData { train: &bn_loader, eval: &eval_loader, calib: None },
+        &device,
+        &mut |_| {},
+    )?;
     eprintln!(
         "[4/6] pruned (EagleEye, {} candidates): {:.1} % of the FLOPs kept in {:.0} s",
         pruned.candidates.len(),

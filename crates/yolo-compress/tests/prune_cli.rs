@@ -265,3 +265,60 @@ fn distillation_fine_tunes_a_pruned_student_and_resumes() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success() && err.contains("--teacher") && err.contains("3 classes"), "{err}");
 }
+
+#[test]
+fn prune_from_unlabeled_images_scores_by_fidelity_and_unfuses_fused_checkpoints() {
+    // A fused checkpoint (no BN) and nothing but six real frames: the frames calibrate, the last
+    // three are held out and labelled by the unpruned model itself.
+    let dir = tempfile::tempdir().unwrap();
+    let device = Device::flex();
+    let fused = common::peaked_reference(&device).fuse();
+    let ck = dir.path().join("fused.safetensors");
+    save_checkpoint(&fused, &ck, &BTreeMap::new()).unwrap();
+    let frames = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/frames");
+    let pruned = dir.path().join("pruned.safetensors");
+    let args = [
+        "prune",
+        "--weights",
+        ck.to_str().unwrap(),
+        "--calib",
+        frames.to_str().unwrap(),
+        "--holdout",
+        "3",
+        "--method",
+        "act",
+        "--target-flops",
+        "0.7",
+        "--imgsz",
+        "128",
+        "--batch",
+        "4",
+        "--bn-batches",
+        "1",
+        "--workers",
+        "1",
+        "--out",
+        pruned.to_str().unwrap(),
+        "--json",
+    ];
+    let v = ok_json(&args);
+    assert_eq!(v["metric"], "fidelity");
+    assert_eq!(v["criterion"], "act");
+    assert_eq!(v["compensation"], "mean");
+    assert_eq!(v["reanchor"]["unfused"], true, "{v}");
+    assert!(v["flops_fraction"].as_f64().unwrap() <= 0.7 + 1e-9);
+    // Fidelity is scored as val.py scores (IoU 0.6), which this untrained reference's heavily
+    // overlapping boxes keep well below the 0.995 ceiling; the pruned model scores against the
+    // same labels.
+    let (before, after) = (v["map50_95_before"].as_f64().unwrap(), v["map50_95_after_prune"].as_f64().unwrap());
+    assert!(before > 0.5, "the unpruned model against its own detections: {before}");
+    assert!((0.0..=1.0).contains(&after), "{after}");
+    let (m, _) = load_checkpoint(&pruned, &Device::flex()).unwrap();
+    assert!(!m.is_fused(), "the pruned model has real BN layers");
+    // --data and --calib are exclusive; one of them is required.
+    let out = ycomp(&["prune", "--weights", ck.to_str().unwrap(), "--out", pruned.to_str().unwrap()]);
+    assert!(!out.status.success());
+    let out = ycomp(&["prune", "--weights", ck.to_str().unwrap(), "--calib", "/nonexistent/frames"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/frames"));
+}

@@ -19,7 +19,8 @@ use yolo_compress_train::val::{ValConfig, validate};
 
 use super::plan::{PruneGraph, PrunePlan};
 use super::select::{FlopsTarget, Scope, flops_fraction, plan_for_flops, plan_from_ratios};
-use super::surgery::prune_model;
+use super::stats::ActivationStats;
+use super::surgery::prune_model_with;
 use crate::error::PruneError;
 
 /// Options of an EagleEye search.
@@ -29,8 +30,9 @@ pub struct EagleEyeConfig {
     pub target: f64,
     /// Accepted FLOPs fractions: `target ± tolerance`.
     pub tolerance: f64,
-    /// Range of the per-group pruning ratios; `None` = ±0.2 around the uniform ratio that meets the
-    /// target (clamped to `[0, 0.9]`), which keeps the rejection rate low.
+    /// Range of the per-group pruning ratios; `None` = ±0.2 around the uniform ratio `r` that meets
+    /// the target (narrowed to stay symmetric inside `[0, 0.9]`: ±min(0.2, r, 0.9 − r)), which keeps
+    /// the rejection rate low.
     pub ratio_range: Option<[f64; 2]>,
     /// Candidates to evaluate.
     pub candidates: usize,
@@ -101,7 +103,10 @@ pub fn draw_candidates(
                 kept += g.units.iter().filter(|&&u| plan.keep[u]).count();
             }
             let r = 1.0 - kept as f64 / total.max(1) as f64;
-            [(r - 0.2).max(0.0), (r + 0.2).min(0.9)]
+            // Symmetric around r, so that the draws' mean ratio is the uniform one (a range
+            // clamped at 0 alone would centre the draws below the FLOPs target, e.g. at 0.9).
+            let w = 0.2f64.min(r).min(0.9 - r).max(0.0);
+            [r - w, r + w]
         }
     };
     if !(0.0..1.0).contains(&lo) || !(lo..1.0).contains(&hi) {
@@ -159,13 +164,16 @@ pub struct EagleEyeOutcome {
 }
 
 /// Runs the search: draws, then for each accepted candidate surgery, adaptive BN on `bn_loader`
-/// (training data), and validation on `eval_loader` (a held-out subset of the training set).
+/// (training data), and validation on `eval_loader` (a held-out subset of the training set). With
+/// `means` (activation statistics of `model`), every candidate's removed channels are
+/// mean-compensated ([`prune_model_with`]).
 /// `on_candidate` sees each report as it is made.
 #[allow(clippy::too_many_arguments)]
 pub fn eagleeye(
     model: &YoloModel,
     pg: &PruneGraph,
     scores: &[f64],
+    means: Option<&ActivationStats>,
     bn_loader: &Loader,
     eval_loader: &Loader,
     cfg: &EagleEyeConfig,
@@ -188,7 +196,7 @@ pub fn eagleeye(
     let mut best: Vec<(CandidateReport, YoloModel)> = Vec::new();
     let prunable: Vec<usize> = pg.groups.prunable().map(|g| g.id).collect();
     for (index, d) in draws.into_iter().enumerate() {
-        let pruned = prune_model(model, pg, &d.plan, device)?;
+        let pruned = prune_model_with(model, pg, &d.plan, means, device)?;
         let fitness_without_abn = if cfg.compare_without_abn {
             Some(validate(&pruned, eval_loader, &val_cfg, None)?.metrics.fitness())
         } else {

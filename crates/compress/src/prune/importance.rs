@@ -9,12 +9,25 @@
 //! - **Taylor**: first-order Taylor expansion of the loss change, `(Σ_s g_s·w_s)²` over the unit's
 //!   filters and BN γ/β, averaged over mini-batches (Molchanov et al., "Importance Estimation for
 //!   Neural Network Pruning", CVPR 2019). Gradients come from [`TaylorAccumulator::add_batch`].
+//! - **Group**: the squared L2 norm over the whole coupled group — every producer filter scaled by
+//!   its BN's effective scale `γ/√(σ²+ε)`, and every consumer's input slice scaled by the
+//!   consumer's BN scale (Fang et al., "DepGraph: Towards Any Structural Pruning", CVPR 2023, whose
+//!   group importance sums all coupled slices). Counting the BN matters on real models: a small
+//!   filter followed by a large γ/σ is not a small channel.
+//! - **Activation** (data-driven): the energy the consumers' normalised pre-activations lose when
+//!   the channel is removed, `Σ_consumers E_p · Σ_o (γ_o/σ_o)² ‖W[o, p]‖²`, with `E_p` the channel's
+//!   variance on calibration images when its mean is compensated
+//!   ([`compensate`](super::compensate::compensate)) and its second moment `E[x²]` when it is
+//!   zeroed. It sees the channel's real signal, BN offset included, and every consumer.
 
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 
+use yolo_compress_model::blocks::BN_EPS;
+
 use super::graph::Role;
 use super::plan::PlanGraph;
+use super::stats::{ActivationStats, conv_name};
 use crate::error::PruneError;
 
 pub use super::surgery::Tensors;
@@ -33,6 +46,11 @@ pub enum Criterion {
     Fpgm,
     /// First-order Taylor (needs gradients).
     Taylor,
+    /// Group L2 norm over producers and consumers, BN-scaled.
+    Group,
+    /// Variation the consumers lose, measured on calibration images (needs [`ActivationStats`]).
+    #[serde(rename = "act")]
+    Activation,
 }
 
 impl std::str::FromStr for Criterion {
@@ -44,7 +62,9 @@ impl std::str::FromStr for Criterion {
             "bn" | "slim" | "gamma" => Criterion::Bn,
             "fpgm" => Criterion::Fpgm,
             "taylor" => Criterion::Taylor,
-            other => return Err(format!("unknown criterion {other} (l1, l2, bn, fpgm, taylor)")),
+            "group" => Criterion::Group,
+            "act" | "activation" => Criterion::Activation,
+            other => return Err(format!("unknown criterion {other} (act, group, l1, l2, bn, fpgm, taylor)")),
         })
     }
 }
@@ -76,8 +96,22 @@ fn for_each_slice(
     Ok(())
 }
 
+/// What the criteria beyond the weights need: gradients (Taylor) or activation statistics
+/// (Activation).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ScoreData<'a> {
+    /// Accumulated Taylor scores.
+    pub taylor: Option<&'a TaylorAccumulator>,
+    /// Activation statistics measured on the scored model.
+    pub stats: Option<&'a ActivationStats>,
+    /// Whether removed channels will be replaced by their mean (Activation then counts only their
+    /// variance).
+    pub compensated: bool,
+}
+
 /// Scores every unit (higher = more important). Fixed units get scores too; selection ignores them.
-/// `Taylor` needs `taylor`; `Fpgm` computes its Gram matrices on `device`.
+/// `Taylor` needs `taylor`; `Fpgm` computes its Gram matrices on `device`. For
+/// [`Criterion::Activation`] use [`scores`].
 pub fn unit_scores(
     pg: &impl PlanGraph,
     tensors: &Tensors,
@@ -85,6 +119,18 @@ pub fn unit_scores(
     taylor: Option<&TaylorAccumulator>,
     device: &Device,
 ) -> Result<Vec<f64>, PruneError> {
+    scores(pg, tensors, criterion, ScoreData { taylor, ..Default::default() }, device)
+}
+
+/// [`unit_scores`] with everything a criterion may need.
+pub fn scores(
+    pg: &impl PlanGraph,
+    tensors: &Tensors,
+    criterion: Criterion,
+    data: ScoreData<'_>,
+    device: &Device,
+) -> Result<Vec<f64>, PruneError> {
+    let taylor = data.taylor;
     let n = pg.unit_groups().num_units();
     let mut s = vec![0.0f64; n];
     match criterion {
@@ -120,7 +166,94 @@ pub fn unit_scores(
             }
             s = t.scores.iter().map(|v| v / t.batches as f64).collect();
         }
+        Criterion::Group => s = group_scores(pg, tensors)?,
+        Criterion::Activation => {
+            let stats = data.stats.ok_or(PruneError::Option {
+                name: "criterion",
+                msg: "act needs activation statistics from calibration images".into(),
+            })?;
+            s = activation_scores(pg, tensors, stats, data.compensated)?;
+        }
     }
+    Ok(s)
+}
+
+/// `γ/√(σ²+ε)` per output channel of the conv whose weight is `weight_key`, if it has a BN.
+fn bn_scale(tensors: &Tensors, weight_key: &str) -> Option<Vec<f64>> {
+    let name = conv_name(weight_key);
+    let g = &tensors.get(&format!("{name}.bn.weight"))?.1;
+    let v = &tensors.get(&format!("{name}.bn.running_var"))?.1;
+    Some(g.iter().zip(v).map(|(&g, &v)| g as f64 / (v as f64 + BN_EPS).sqrt()).collect())
+}
+
+/// Calls `f(unit, position, weight, shape, consumer scales)` for every position of every consumer
+/// (input) use.
+fn for_each_consumer(
+    pg: &impl PlanGraph,
+    tensors: &Tensors,
+    mut f: impl FnMut(usize, usize, &str, &[f32], &[usize], &[f64]) -> Result<(), PruneError>,
+) -> Result<(), PruneError> {
+    for u in pg.channel_graph().uses().iter().filter(|u| u.role == Role::Input) {
+        let (shape, w) = tensors
+            .get(&u.key)
+            .ok_or_else(|| PruneError::Tensor { key: u.key.clone(), msg: "not in the model".into() })?;
+        let scale = bn_scale(tensors, &u.key).unwrap_or_else(|| vec![1.0; shape[0]]);
+        for (p, x) in pg.channel_graph().flat(&u.channels).into_iter().enumerate() {
+            f(pg.unit_groups().unit[x], p, &u.key, w, shape, &scale)?;
+        }
+    }
+    Ok(())
+}
+
+/// `Σ_o s_o² ‖W[o, p]‖²` of a `[O, I, …]` weight.
+fn consumer_energy(w: &[f32], shape: &[usize], p: usize, scale: &[f64]) -> f64 {
+    let (o_n, i_n) = (shape[0], shape[1]);
+    let k: usize = shape[2..].iter().product();
+    (0..o_n)
+        .map(|o| {
+            let start = (o * i_n + p) * k;
+            scale[o] * scale[o] * w[start..start + k].iter().map(|&v| (v as f64) * (v as f64)).sum::<f64>()
+        })
+        .sum()
+}
+
+fn group_scores(pg: &impl PlanGraph, tensors: &Tensors) -> Result<Vec<f64>, PruneError> {
+    let mut s = vec![0.0f64; pg.unit_groups().num_units()];
+    for u in pg.channel_graph().uses().iter().filter(|u| u.role == Role::Filter) {
+        let (shape, w) = tensors
+            .get(&u.key)
+            .ok_or_else(|| PruneError::Tensor { key: u.key.clone(), msg: "not in the model".into() })?;
+        let scale = bn_scale(tensors, &u.key);
+        let inner: usize = shape[1..].iter().product();
+        for (p, x) in pg.channel_graph().flat(&u.channels).into_iter().enumerate() {
+            let sc = scale.as_ref().map_or(1.0, |v| v[p]);
+            let norm: f64 = w[p * inner..(p + 1) * inner].iter().map(|&v| (v as f64) * (v as f64)).sum();
+            s[pg.unit_groups().unit[x]] += sc * sc * norm;
+        }
+    }
+    for_each_consumer(pg, tensors, |unit, p, _, w, shape, scale| {
+        s[unit] += consumer_energy(w, shape, p, scale);
+        Ok(())
+    })?;
+    Ok(s)
+}
+
+fn activation_scores(
+    pg: &impl PlanGraph,
+    tensors: &Tensors,
+    stats: &ActivationStats,
+    compensated: bool,
+) -> Result<Vec<f64>, PruneError> {
+    let mut s = vec![0.0f64; pg.unit_groups().num_units()];
+    let mut energy: std::collections::HashMap<String, Vec<f64>> = Default::default();
+    for_each_consumer(pg, tensors, |unit, p, key, w, shape, scale| {
+        if !energy.contains_key(key) {
+            let m = stats.input(key, shape[1])?;
+            energy.insert(key.to_string(), if compensated { m.var() } else { m.second_moment() });
+        }
+        s[unit] += energy[key][p] * consumer_energy(w, shape, p, scale);
+        Ok(())
+    })?;
     Ok(s)
 }
 

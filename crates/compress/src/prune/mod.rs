@@ -12,26 +12,32 @@
 //!    [`PrunableBackbone`]).
 
 pub mod backbone;
+pub mod compensate;
 pub mod deps;
 pub mod eagleeye;
 pub mod graph;
 pub mod importance;
 pub mod pipeline;
 pub mod plan;
+pub mod reanchor;
 pub mod select;
 pub mod sfp;
+pub mod stats;
 pub mod surgery;
 pub mod taylor;
 
 pub use backbone::PrunableBackbone;
+pub use compensate::{Compensation, CompensationReport, compensate};
 pub use deps::{ChannelDeps, key, under};
 pub use eagleeye::{CandidateReport, EagleEyeConfig, EagleEyeOutcome, draw_candidates, eagleeye, spearman};
 pub use graph::{ChannelGraph, Channels, Group, Groups, Role, TensorUse};
-pub use importance::{Criterion, TaylorAccumulator, unit_scores};
+pub use importance::{Criterion, ScoreData, TaylorAccumulator, scores, unit_scores};
 pub use pipeline::{
     Method, PruneConfig, PruneData, PruneOutcome, SensitivityReport, SensitivityRow, prune, sensitivity,
 };
 pub use plan::{DetectorGraph, PlanGraph, PruneGraph, PrunePlan};
+pub use reanchor::{ReanchorReport, reanchor_bn};
 pub use select::{FlopsTarget, Scope, kept_count, plan_for_flops, plan_from_ratios};
 pub use sfp::SoftFilterPruning;
-pub use surgery::{mask_detector, mask_model, prune_detector, prune_model};
+pub use stats::{ActivationStats, Moments};
+pub use surgery::{mask_detector, mask_model, prune_detector, prune_model, prune_model_with};

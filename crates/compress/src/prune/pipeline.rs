@@ -9,13 +9,17 @@ use yolo_compress_model::YoloModel;
 use yolo_compress_train::adaptive_bn::adaptive_bn;
 use yolo_compress_train::val::{ValConfig, validate};
 
+use super::compensate::Compensation;
 use super::eagleeye::{CandidateReport, EagleEyeConfig, eagleeye};
-use super::importance::{Criterion, unit_scores};
+use super::importance::{Criterion, ScoreData, scores, unit_scores};
 use super::plan::{PruneGraph, PrunePlan};
+use super::reanchor::{ReanchorReport, reanchor_bn};
 use super::select::{FlopsTarget, Scope, flops_fraction, plan_for_flops, plan_from_ratios};
-use super::surgery::{model_tensors, prune_model};
+use super::stats::ActivationStats;
+use super::surgery::{deep_copy, load, model_tensors, prune_model, prune_model_with};
 use super::taylor::taylor_scores;
 use crate::error::PruneError;
+use crate::quant::calibrate::loader_images;
 
 /// A pruning method (`ycomp prune --method`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -33,6 +37,10 @@ pub enum Method {
     Slim,
     /// EagleEye: random per-group ratios, adaptive BN, best candidate on held-out data.
     EagleEye,
+    /// One-shot, group L2 norm over producers and consumers, BN-scaled.
+    Group,
+    /// One-shot, the variation the consumers lose, measured on calibration images.
+    Act,
 }
 
 impl std::str::FromStr for Method {
@@ -45,7 +53,9 @@ impl std::str::FromStr for Method {
             "taylor" => Method::Taylor,
             "slim" => Method::Slim,
             "eagleeye" => Method::EagleEye,
-            other => return Err(format!("unknown method {other} (eagleeye, l1, l2, fpgm, taylor, slim)")),
+            "group" => Method::Group,
+            "act" | "activation" => Method::Act,
+            other => return Err(format!("unknown method {other} (act, eagleeye, group, l1, l2, fpgm, taylor, slim)")),
         })
     }
 }
@@ -59,6 +69,8 @@ impl Method {
             Method::Fpgm => Criterion::Fpgm,
             Method::Taylor => Criterion::Taylor,
             Method::Slim => Criterion::Bn,
+            Method::Group => Criterion::Group,
+            Method::Act => Criterion::Activation,
         }
     }
 }
@@ -92,14 +104,27 @@ pub struct PruneConfig {
     pub hyp: Hyp,
     /// EagleEye's search (its `target`, `round_to`, `imgsz` and `bn_batches` are taken from here).
     pub eagleeye: EagleEyeConfig,
+    /// Ranks units with this criterion instead of the method's own (EagleEye's is L1).
+    pub criterion: Option<Criterion>,
+    /// How removed channels are compensated in their consumers
+    /// ([`compensate`](super::compensate::compensate)).
+    pub compensation: Compensation,
+    /// Re-anchor every BN on the calibration images before pruning ([`reanchor_bn`]; always done
+    /// for a fused model, which has no BN to prune otherwise).
+    pub reanchor: bool,
+    /// Calibration images for the activation statistics (taken from [`PruneData::calib`]).
+    pub calib_images: usize,
+    /// Prune in this many steps, each to `target^(k/steps)` of the FLOPs, with statistics
+    /// re-measured and BN re-estimated after each.
+    pub steps: usize,
 }
 
 impl Default for PruneConfig {
     fn default() -> Self {
         Self {
-            method: Method::EagleEye,
+            method: Method::Act,
             target: 0.5,
-            scope: Scope::Uniform,
+            scope: Scope::Raw,
             ratio: None,
             round_to: 8,
             never_prune: Vec::new(),
@@ -109,17 +134,40 @@ impl Default for PruneConfig {
             taylor_batches: 8,
             hyp: Hyp::default(),
             eagleeye: EagleEyeConfig::default(),
+            criterion: None,
+            compensation: Compensation::Mean,
+            reanchor: true,
+            calib_images: 64,
+            steps: 1,
         }
     }
 }
 
-/// Data for pruning: training batches (adaptive BN, Taylor) and a held-out subset of the training
-/// set (EagleEye's candidate scores, sensitivity).
+impl PruneConfig {
+    /// The criterion units are ranked with.
+    pub fn criterion(&self) -> Criterion {
+        self.criterion.unwrap_or(self.method.criterion())
+    }
+
+    /// Whether pruning needs activation statistics.
+    pub fn needs_stats(&self) -> bool {
+        self.compensation != Compensation::None || self.criterion() == Criterion::Activation
+    }
+}
+
+/// Data for pruning: training batches (adaptive BN, Taylor), a held-out subset of the training
+/// set (EagleEye's candidate scores, sensitivity) and calibration images (activation statistics).
+///
+/// Without labels: `train` and `calib` read the user's images (no boxes), and `eval` holds
+/// held-out images labelled with the unpruned model's own detections, so every score is fidelity
+/// to the unpruned model.
 pub struct PruneData<'a> {
     /// Training loader.
     pub train: &'a Loader,
     /// Held-out evaluation loader.
     pub eval: &'a Loader,
+    /// Calibration images without augmentation (`None` = `train`'s batches).
+    pub calib: Option<&'a Loader>,
 }
 
 /// The result of [`prune`].
@@ -134,9 +182,15 @@ pub struct PruneOutcome {
     pub candidates: Vec<CandidateReport>,
     /// EagleEye's draws (0 for the other methods).
     pub draws: usize,
+    /// The BN re-anchoring before the first cut, if done.
+    pub reanchor: Option<ReanchorReport>,
+    /// One entry per step: the fraction of the original FLOPs after it.
+    pub step_fractions: Vec<f64>,
 }
 
-/// Prunes `model` to `cfg.target` of its FLOPs with `cfg.method`.
+/// Prunes `model` to `cfg.target` of its FLOPs with `cfg.method`: BN re-anchoring on the
+/// calibration images (`cfg.reanchor`, or a fused model), then `cfg.steps` cuts, each ranked by
+/// `cfg.criterion()`, with mean compensation (`cfg.compensate`) and adaptive BN (`cfg.bn_batches`).
 pub fn prune(
     model: &YoloModel,
     cfg: &PruneConfig,
@@ -147,15 +201,101 @@ pub fn prune(
     if !(cfg.target > 0.0 && cfg.target <= 1.0) {
         return Err(PruneError::Option { name: "target", msg: format!("{} is not in (0, 1]", cfg.target) });
     }
+    if cfg.steps == 0 {
+        return Err(PruneError::Option { name: "steps", msg: "at least one step".into() });
+    }
+    let arch = model.arch.as_ref().ok_or(PruneError::NoArchitecture)?;
+    let orig_macs = arch.macs(cfg.imgsz, cfg.imgsz);
+    let calib_loader = data.calib.unwrap_or(data.train);
+    let calib = |m: &YoloModel, pre_bn: bool| -> Result<ActivationStats, PruneError> {
+        let images = loader_images(calib_loader, cfg.calib_images.max(1))
+            .map_err(|e| PruneError::Option { name: "calibration", msg: e.to_string() })?;
+        ActivationStats::measure_with(m, images, pre_bn, cfg.compensation == Compensation::Linear)
+    };
+    let mut current = deep_copy_any(model, device)?;
+    let mut stats = None;
+    let mut reanchor = None;
+    if cfg.reanchor || current.is_fused() {
+        let s = calib(&current, true)?;
+        let (m, r) = reanchor_bn(&current, &s, device)?;
+        current = m;
+        reanchor = Some(r);
+        // Re-anchoring keeps the function, so the conv inputs' statistics stay valid.
+        stats = Some(ActivationStats { pre_bn: Default::default(), ..s });
+    }
+    let mut out = PruneOutcome {
+        model: current.clone(),
+        plan: PrunePlan { keep: Vec::new() },
+        flops_fraction: 1.0,
+        candidates: Vec::new(),
+        draws: 0,
+        reanchor,
+        step_fractions: Vec::new(),
+    };
+    for step in 1..=cfg.steps {
+        let goal = cfg.target.powf(step as f64 / cfg.steps as f64);
+        let arch = current.arch.clone().ok_or(PruneError::NoArchitecture)?;
+        let relative = (goal * orig_macs / arch.macs(cfg.imgsz, cfg.imgsz)).min(1.0);
+        if cfg.needs_stats() && stats.is_none() {
+            stats = Some(calib(&current, false)?);
+        }
+        let step_cfg = PruneConfig { target: relative, ..cfg.clone() };
+        let one = prune_once(&current, &step_cfg, stats.as_ref(), data, device, on_candidate)?;
+        stats = None;
+        current = one.model.clone();
+        out.step_fractions.push(current.arch.as_ref().map_or(1.0, |a| a.macs(cfg.imgsz, cfg.imgsz)) / orig_macs);
+        out.candidates.extend(one.candidates);
+        out.draws += one.draws;
+        out.plan = one.plan;
+        out.model = one.model;
+    }
+    out.flops_fraction = *out.step_fractions.last().expect("at least one step");
+    Ok(out)
+}
+
+/// An independent copy of a fused or unfused model.
+fn deep_copy_any(model: &YoloModel, device: &Device) -> Result<YoloModel, PruneError> {
+    if model.is_fused() {
+        let arch = model.arch.as_ref().ok_or(PruneError::NoArchitecture)?;
+        let mut copy = arch.build(device)?.fuse();
+        load(&mut copy, model_tensors(model)?, device)?;
+        Ok(copy)
+    } else {
+        deep_copy(model, device)
+    }
+}
+
+/// One cut of [`prune`] to `cfg.target` of `model`'s FLOPs (BN already anchored).
+fn prune_once(
+    model: &YoloModel,
+    cfg: &PruneConfig,
+    stats: Option<&ActivationStats>,
+    data: &PruneData<'_>,
+    device: &Device,
+    on_candidate: &mut dyn FnMut(&CandidateReport),
+) -> Result<PruneOutcome, PruneError> {
     let arch = model.arch.as_ref().ok_or(PruneError::NoArchitecture)?;
     let pg = PruneGraph::new(arch, &cfg.never_prune)?;
     let tensors = model_tensors(model)?;
-    let taylor = if cfg.method == Method::Taylor {
+    let criterion = cfg.criterion();
+    let taylor = if criterion == Criterion::Taylor {
         Some(taylor_scores(model, &pg, data.train, &cfg.hyp, cfg.imgsz, cfg.taylor_batches, device)?)
     } else {
         None
     };
-    let scores = unit_scores(&pg, &tensors, cfg.method.criterion(), taylor.as_ref(), device)?;
+    let compensated = cfg.compensation != Compensation::None;
+    let score_data = ScoreData { taylor: taylor.as_ref(), stats, compensated };
+    let scores = scores(&pg, &tensors, criterion, score_data, device)?;
+    let means = if compensated { stats } else { None };
+    let done = |model, plan, flops_fraction, candidates, draws| PruneOutcome {
+        model,
+        plan,
+        flops_fraction,
+        candidates,
+        draws,
+        reanchor: None,
+        step_fractions: Vec::new(),
+    };
     if cfg.method == Method::EagleEye {
         let ee = EagleEyeConfig {
             target: cfg.target,
@@ -164,16 +304,10 @@ pub fn prune(
             bn_batches: cfg.bn_batches,
             ..cfg.eagleeye.clone()
         };
-        let out = eagleeye(model, &pg, &scores, data.train, data.eval, &ee, 1, device, on_candidate)?;
+        let out = eagleeye(model, &pg, &scores, means, data.train, data.eval, &ee, 1, device, on_candidate)?;
         let (best, model) = out.best.into_iter().next().expect("at least one candidate");
         let plan = draw_plan(&pg, &scores, &best, cfg.round_to);
-        return Ok(PruneOutcome {
-            model,
-            plan,
-            flops_fraction: best.flops_fraction,
-            candidates: out.candidates,
-            draws: out.draws,
-        });
+        return Ok(done(model, plan, best.flops_fraction, out.candidates, out.draws));
     }
     let scope = if cfg.method == Method::Slim { Scope::Raw } else { cfg.scope };
     let t = FlopsTarget {
@@ -197,11 +331,11 @@ pub fn prune(
         Some(r) => return Err(PruneError::Option { name: "ratio", msg: format!("{r} is not in [0, 1)") }),
         None => plan_for_flops(&pg, &scores, &t)?,
     };
-    let mut pruned = prune_model(model, &pg, &plan, device)?;
+    let mut pruned = prune_model_with(model, &pg, &plan, means, device)?;
     if cfg.bn_batches > 0 {
         pruned = adaptive_bn(pruned, data.train, cfg.bn_batches, device)?.0;
     }
-    Ok(PruneOutcome { model: pruned, plan, flops_fraction: f, candidates: Vec::new(), draws: 0 })
+    Ok(done(pruned, plan, f, Vec::new(), 0))
 }
 
 /// Rebuilds the plan of an EagleEye candidate from its ratios.

@@ -23,6 +23,11 @@ pub enum Scope {
     Global,
     /// One threshold on the raw scores (network slimming's global γ threshold).
     Raw,
+    /// One threshold on score per MAC saved: a unit's raw score divided by the MACs its removal
+    /// saves (the same for every unit of a group). With a criterion in common units across groups
+    /// (`act`: energy lost by the consumers' normalised pre-activations) this removes the channels
+    /// that cost the least accuracy per FLOP.
+    Cost,
 }
 
 impl std::str::FromStr for Scope {
@@ -32,7 +37,8 @@ impl std::str::FromStr for Scope {
             "uniform" => Ok(Scope::Uniform),
             "global" => Ok(Scope::Global),
             "raw" => Ok(Scope::Raw),
-            other => Err(format!("unknown scope {other} (uniform, global, raw)")),
+            "cost" => Ok(Scope::Cost),
+            other => Err(format!("unknown scope {other} (uniform, global, raw, cost)")),
         }
     }
 }
@@ -115,6 +121,18 @@ pub fn plan_for_flops(pg: &PruneGraph, scores: &[f64], t: &FlopsTarget) -> Resul
             norm[u] = if mean > 0.0 { scores[u] / mean } else { 0.0 };
         }
     }
+    if t.scope == Scope::Cost {
+        let full = pg.arch.macs(t.imgsz, t.imgsz);
+        for g in pg.groups.prunable() {
+            let Some(&u) = g.units.iter().find(|&&u| !pg.groups.unit_fixed[u]) else { continue };
+            let mut plan = pg.keep_all();
+            plan.keep[u] = false;
+            let saved = (full - pg.resized_arch(&plan).macs(t.imgsz, t.imgsz)).max(1e-9 * full);
+            for &u in &g.units {
+                norm[u] = scores[u] / saved;
+            }
+        }
+    }
     let plan_at = |x: f64| -> PrunePlan {
         let counts: Vec<usize> = (0..ng)
             .map(|i| {
@@ -123,7 +141,7 @@ pub fn plan_for_flops(pg: &PruneGraph, scores: &[f64], t: &FlopsTarget) -> Resul
                 match (fixed_ratio[i], t.scope) {
                     (Some(r), _) => kept_count(n, r, t.round_to),
                     (None, Scope::Uniform) => kept_count(n, x, t.round_to),
-                    (None, Scope::Global | Scope::Raw) => {
+                    (None, Scope::Global | Scope::Raw | Scope::Cost) => {
                         let sc = if t.scope == Scope::Raw { scores } else { &norm };
                         let below = g.units.iter().filter(|&&u| sc[u] < x).count();
                         kept_count(n, below as f64 / n as f64, t.round_to)
@@ -136,6 +154,9 @@ pub fn plan_for_flops(pg: &PruneGraph, scores: &[f64], t: &FlopsTarget) -> Resul
     let hi = match t.scope {
         Scope::Uniform => 0.99,
         Scope::Global => norm.iter().copied().fold(0.0, f64::max) + 1.0,
+        // Scores per MAC can be far below 1: a bound relative to the largest keeps the bisection's
+        // resolution relative too.
+        Scope::Cost => norm.iter().copied().fold(0.0, f64::max) * 2.0 + f64::MIN_POSITIVE,
         Scope::Raw => scores.iter().copied().fold(0.0, f64::max) + 1.0,
     };
     let full = plan_at(hi);
@@ -150,7 +171,7 @@ pub fn plan_for_flops(pg: &PruneGraph, scores: &[f64], t: &FlopsTarget) -> Resul
         });
     }
     let (mut lo, mut hi) = (0.0, hi);
-    for _ in 0..40 {
+    for _ in 0..100 {
         let mid = 0.5 * (lo + hi);
         if flops_fraction(pg, &plan_at(mid), t.imgsz) <= t.fraction {
             hi = mid;

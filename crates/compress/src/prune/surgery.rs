@@ -11,8 +11,10 @@ use yolo_compress_model::state::{Collector, NamedTensors, Slot, TensorVisitor};
 use yolo_compress_model::{Backbone, Detector, WeightsError, YoloModel};
 
 use super::backbone::PrunableBackbone;
+use super::compensate::compensate;
 use super::graph::{ChannelGraph, Role};
 use super::plan::{DetectorGraph, MODEL_PREFIX, PlanGraph, PruneGraph, PrunePlan};
+use super::stats::ActivationStats;
 use crate::error::PruneError;
 
 /// Keeps the entries `idx` of dimension `dim` of a row-major tensor.
@@ -95,7 +97,7 @@ impl TensorVisitor for Setter<'_> {
 }
 
 /// Loads `tensors` into every tensor of `model`; each must be used exactly once.
-fn load<M: NamedTensors>(model: &mut M, tensors: Tensors, device: &Device) -> Result<(), PruneError> {
+pub(crate) fn load<M: NamedTensors>(model: &mut M, tensors: Tensors, device: &Device) -> Result<(), PruneError> {
     let mut setter = Setter { tensors, device };
     model.visit_tensors(MODEL_PREFIX, &mut setter)?;
     if let Some(k) = setter.tensors.keys().next() {
@@ -121,12 +123,16 @@ fn cut<B: Backbone, C: Backbone>(
     model: &Detector<B>,
     graph: &impl PlanGraph,
     plan: &PrunePlan,
+    means: Option<&ActivationStats>,
     device: &Device,
     build: impl FnOnce() -> Result<Detector<C>, PruneError>,
 ) -> Result<Detector<C>, PruneError> {
     graph.check(plan)?;
     let mut tensors = model_tensors(model)?;
     check_uses(graph.channel_graph(), &tensors)?;
+    if let Some(stats) = means {
+        compensate(&mut tensors, graph, plan, stats)?;
+    }
     for u in graph.channel_graph().uses() {
         let idx = graph.positions(&u.channels, plan, true);
         let (shape, values) = tensors.get_mut(&u.key).expect("checked");
@@ -151,6 +157,19 @@ pub fn prune_model(
     plan: &PrunePlan,
     device: &Device,
 ) -> Result<YoloModel, PruneError> {
+    prune_model_with(model, pg, plan, None, device)
+}
+
+/// [`prune_model`] with mean compensation when `means` is given: every removed channel's mean on
+/// the calibration images (measured on `model`) is folded into its consumers
+/// ([`compensate`](super::compensate::compensate)), so the cut loses only the channels' variation.
+pub fn prune_model_with(
+    model: &YoloModel,
+    pg: &PruneGraph,
+    plan: &PrunePlan,
+    means: Option<&ActivationStats>,
+    device: &Device,
+) -> Result<YoloModel, PruneError> {
     match &model.arch {
         None => return Err(PruneError::NoArchitecture),
         Some(a) if a.layers != pg.arch.layers => {
@@ -158,7 +177,7 @@ pub fn prune_model(
         }
         _ => {}
     }
-    cut(model, pg, plan, device, || Ok(pg.resized_arch(plan).build(device)?))
+    cut(model, pg, plan, means, device, || Ok(pg.resized_arch(plan).build(device)?))
 }
 
 /// [`prune_model`] for a detector on any [`PrunableBackbone`]: the backbone rebuilt by
@@ -175,7 +194,7 @@ pub fn prune_detector<B: PrunableBackbone>(
     if model.neck_specs != dg.neck || model.taps != dg.taps || model.neck.offset != dg.offset {
         return Err(PruneError::Graph("the detector's neck is not the one the graph was built from".into()));
     }
-    cut(model, dg, plan, device, || {
+    cut(model, dg, plan, None, device, || {
         let backbone = dg.resized_backbone(&model.backbone, plan, device);
         Ok(model.with_parts(backbone, &dg.resized_neck(plan), device)?)
     })

@@ -9,13 +9,14 @@ use anyhow::{Context, Result, bail};
 use clap::Args;
 use yolo_compress::backend::device_from_name;
 use yolo_compress::compress::prune::{
-    EagleEyeConfig, Method, PruneConfig, PruneData, Scope, SensitivityReport, prune, sensitivity,
+    Criterion, EagleEyeConfig, Method, PruneConfig, PruneData, Scope, SensitivityReport, prune, sensitivity,
 };
 use yolo_compress::data::dataset::{DataConfig, Split, YoloDataset};
 use yolo_compress::data::loader::{Loader, LoaderConfig};
-use yolo_compress::data::{SampleSource, Subset};
+use yolo_compress::data::{ImageFolder, SampleSource, Subset};
 use yolo_compress::model::info::ModelInfo;
 use yolo_compress::model::weights::{atomic_write, save_checkpoint};
+use yolo_compress::reference::{FidelityConfig, fidelity_source_with};
 use yolo_compress::train::val::{ValConfig, validate};
 
 use crate::{Common, ModelArgs};
@@ -27,16 +28,50 @@ pub struct PruneArgs {
     model: ModelArgs,
     /// Dataset YAML: training batches for adaptive BN / Taylor, a held-out slice of the training set
     /// for EagleEye and the sweep, the val split for the before/after mAP.
+    #[arg(long, conflicts_with = "calib", required_unless_present = "calib")]
+    data: Option<PathBuf>,
+    /// A folder of unlabeled images instead of --data: the last --holdout images are held out
+    /// and labelled with the unpruned model's detections for the before/after fidelity; the rest
+    /// are the calibration / adaptive-BN images, and --eval-images of them, spread evenly and
+    /// labelled the same way, score EagleEye's candidates and the sensitivity sweep.
     #[arg(long)]
-    data: PathBuf,
-    /// eagleeye | l1 | l2 | fpgm | taylor | slim.
-    #[arg(long, default_value = "eagleeye")]
+    calib: Option<PathBuf>,
+    /// With --calib: images at the end of the folder held out of everything but the final
+    /// fidelity report (at most half of the folder).
+    #[arg(long, default_value_t = 60)]
+    holdout: usize,
+    /// act (default: channels ranked by the variation their consumers lose on the calibration
+    /// images; best measured on the real pretrained yolov5s, see docs/pruning.md) | eagleeye |
+    /// group | l1 | l2 | fpgm | taylor | slim.
+    #[arg(long, default_value = "act")]
     method: String,
+    /// Rank channels with this criterion instead of the method's own (EagleEye's is l1): act,
+    /// group, l1, l2, bn, fpgm, taylor.
+    #[arg(long)]
+    criterion: Option<String>,
+    /// How removed channels are compensated in their consumers: mean (their mean activation,
+    /// folded into the consumers' biases), linear (their least-squares prediction from the kept
+    /// channels), or none.
+    #[arg(long, default_value = "mean")]
+    compensate: String,
+    /// Keep the checkpoint's BN statistics instead of re-anchoring them on the calibration images
+    /// (fused checkpoints are always re-anchored: they have no BN to prune otherwise).
+    #[arg(long)]
+    no_reanchor: bool,
+    /// Calibration images for the activation statistics.
+    #[arg(long, default_value_t = 64)]
+    calib_images: usize,
+    /// Prune in this many steps (each to target^(k/steps) of the FLOPs, statistics re-measured and
+    /// BN re-estimated in between).
+    #[arg(long, default_value_t = 1)]
+    steps: usize,
     /// Fraction of the FLOPs to keep (0.5 = half).
     #[arg(long, default_value_t = 0.5)]
     target_flops: f64,
-    /// One-shot methods: uniform (same ratio everywhere) or global (one ranking of normalised scores).
-    #[arg(long, default_value = "uniform")]
+    /// One-shot methods: uniform (same ratio everywhere), global (one ranking of scores normalised
+    /// per group), raw (one ranking of raw scores), cost (raw score per MAC saved); auto = raw for
+    /// act (whose scores share one unit across groups), uniform otherwise.
+    #[arg(long, default_value = "auto")]
     scope: String,
     /// One-shot methods: prune this ratio of every group instead of aiming at --target-flops (e.g.
     /// the ratio of a `ycomp train --sfp` run).
@@ -73,7 +108,8 @@ pub struct PruneArgs {
     /// Taylor: training batches of gradients.
     #[arg(long, default_value_t = 8)]
     taylor_batches: usize,
-    /// Held-out training images for EagleEye's scores and the sensitivity sweep.
+    /// Held-out training images for EagleEye's scores and the sensitivity sweep (with --calib: of
+    /// the calibration images).
     #[arg(long, default_value_t = 200)]
     eval_images: usize,
     /// Image size (pixels) of the data and of the FLOPs count.
@@ -106,24 +142,96 @@ pub fn run(a: PruneArgs) -> Result<()> {
     let device = device_from_name(&a.common.device)?;
     device.seed(a.common.seed);
     let method: Method = a.method.parse().map_err(|e| anyhow::anyhow!("--method: {e}"))?;
-    let scope: Scope = a.scope.parse().map_err(|e| anyhow::anyhow!("--scope: {e}"))?;
+    let scope: Scope = match a.scope.as_str() {
+        "auto" if method == Method::Act => Scope::Raw,
+        "auto" => Scope::Uniform,
+        s => s.parse().map_err(|e| anyhow::anyhow!("--scope: {e}"))?,
+    };
     if a.model.weights.is_none() {
         bail!("--weights is required: prune a trained checkpoint");
     }
     let loaded = a.model.load(&device)?;
     let model = loaded.model;
-    let config = DataConfig::load(&a.data)?;
-    let train_ds: Arc<dyn SampleSource> = Arc::new(
-        YoloDataset::from_config(config.clone(), Split::Train, &Default::default())
-            .with_context(|| format!("{}: train split", a.data.display()))?,
-    );
     let stride = model.max_stride().max(32) as u32;
-    let train_cfg =
-        LoaderConfig { workers: a.workers, stride, seed: a.common.seed, ..LoaderConfig::train(a.imgsz, a.batch) };
     let val_cfg = LoaderConfig { workers: a.workers, stride, ..LoaderConfig::val(a.imgsz, a.batch) };
-    let train_loader = Loader::new(train_ds.clone(), train_cfg, &device)?;
-    let eval_loader = Loader::new(Arc::new(Subset::evenly(train_ds, a.eval_images)), val_cfg.clone(), &device)?;
-    let data = PruneData { train: &train_loader, eval: &eval_loader };
+    let quiet = a.common.quiet || a.common.json;
+    // Labelled: training batches (augmented) + a held-out slice of the training set + the val split.
+    // Unlabeled: the folder's images (no augmentation) + its last images, labelled by the model.
+    let (train_loader, eval_loader, calib_loader, val_loader) = match (&a.data, &a.calib) {
+        (Some(data), _) => {
+            let config = DataConfig::load(data)?;
+            let train_ds: Arc<dyn SampleSource> = Arc::new(
+                YoloDataset::from_config(config.clone(), Split::Train, &Default::default())
+                    .with_context(|| format!("{}: train split", data.display()))?,
+            );
+            let train_cfg = LoaderConfig {
+                workers: a.workers,
+                stride,
+                seed: a.common.seed,
+                ..LoaderConfig::train(a.imgsz, a.batch)
+            };
+            let train_loader = Loader::new(train_ds.clone(), train_cfg, &device)?;
+            let eval =
+                Loader::new(Arc::new(Subset::evenly(train_ds.clone(), a.eval_images)), val_cfg.clone(), &device)?;
+            let calib = Loader::new(Arc::new(Subset::evenly(train_ds, a.calib_images)), val_cfg.clone(), &device)?;
+            let val = if a.noval {
+                None
+            } else {
+                let ds = YoloDataset::from_config(config, Split::Val, &Default::default())
+                    .with_context(|| format!("{}: val split", data.display()))?;
+                Some(Loader::new(Arc::new(ds), val_cfg.clone(), &device)?)
+            };
+            (train_loader, eval, Some(calib), val)
+        }
+        (None, Some(dir)) => {
+            let folder = ImageFolder::open(dir)?;
+            let n = folder.len();
+            if n < 2 {
+                bail!("--calib {}: needs at least 2 images (calibration and a held-out one)", dir.display());
+            }
+            let held = a.holdout.clamp(1, (n / 2).max(1));
+            let all: Arc<dyn SampleSource> = Arc::new(folder);
+            let calib_src: Arc<dyn SampleSource> = Arc::new(Subset::new(all.clone(), (0..n - held).collect()));
+            let held_src: Arc<dyn SampleSource> = Arc::new(Subset::new(all, (n - held..n).collect()));
+            if !quiet {
+                eprintln!(
+                    "{}: {} calibration images, the last {held} held out; labelling with the unpruned model",
+                    dir.display(),
+                    n - held
+                );
+            }
+            let fcfg = FidelityConfig { batch: a.batch, workers: a.workers, ..FidelityConfig::new(a.imgsz) };
+            let label = |src: Arc<dyn SampleSource>| -> Result<Arc<dyn SampleSource>> {
+                let labelled = fidelity_source_with(&model, src, &fcfg, &device, &mut |_, _| {})?;
+                for w in &labelled.warnings {
+                    eprintln!("warning: {w}");
+                }
+                if !quiet {
+                    eprintln!(
+                        "labelled {} images with {} boxes of the unpruned model",
+                        labelled.source.len(),
+                        labelled.source.instances()
+                    );
+                }
+                Ok(Arc::new(labelled.source))
+            };
+            let report = label(held_src)?;
+            // Candidates are scored on calibration images, never on the reported ones.
+            let select = if method == Method::EagleEye || a.sensitivity {
+                label(Arc::new(Subset::evenly(calib_src.clone(), a.eval_images)))?
+            } else {
+                report.clone()
+            };
+            let loader = |src| Loader::new(src, val_cfg.clone(), &device);
+            (loader(calib_src)?, loader(select)?, None, Some(loader(report)?))
+        }
+        (None, None) => bail!("give --data (a dataset YAML) or --calib (a folder of images)"),
+    };
+    let data = PruneData { train: &train_loader, eval: &eval_loader, calib: calib_loader.as_ref() };
+    let criterion = match &a.criterion {
+        None => None,
+        Some(c) => Some(c.parse::<Criterion>().map_err(|e| anyhow::anyhow!("--criterion: {e}"))?),
+    };
     let ratio_range = match a.ratio_range.as_deref() {
         None => None,
         Some([lo, hi]) => Some([*lo, *hi]),
@@ -140,6 +248,11 @@ pub fn run(a: PruneArgs) -> Result<()> {
         imgsz: a.imgsz as usize,
         bn_batches: a.bn_batches,
         taylor_batches: a.taylor_batches,
+        criterion,
+        compensation: a.compensate.parse().map_err(|e| anyhow::anyhow!("--compensate: {e}"))?,
+        reanchor: !a.no_reanchor,
+        calib_images: a.calib_images,
+        steps: a.steps,
         eagleeye: EagleEyeConfig {
             tolerance: a.tolerance,
             ratio_range,
@@ -166,21 +279,15 @@ pub fn run(a: PruneArgs) -> Result<()> {
     }
 
     let before = ModelInfo::of(&model, a.imgsz as usize);
-    let val_loader = if a.noval {
-        None
-    } else {
-        let ds = YoloDataset::from_config(config, Split::Val, &Default::default())
-            .with_context(|| format!("{}: val split", a.data.display()))?;
-        Some(Loader::new(Arc::new(ds), val_cfg, &device)?)
-    };
+    // With --calib the before/after numbers are fidelity on the held-out images.
+    let score_loader = val_loader.as_ref();
     let map_of = |m: &yolo_compress::model::YoloModel| -> Result<Option<f64>> {
-        match &val_loader {
+        match score_loader {
             None => Ok(None),
             Some(l) => Ok(Some(validate(m, l, &ValConfig::default(), None)?.metrics.map50_95)),
         }
     };
     let map_before = map_of(&model)?;
-    let quiet = a.common.quiet || a.common.json;
     let outcome = prune(&model, &cfg, &data, &device, &mut |c| {
         if !quiet {
             eprintln!(
@@ -214,6 +321,11 @@ pub fn run(a: PruneArgs) -> Result<()> {
         "gflops_after": after.gflops,
         "map50_95_before": map_before,
         "map50_95_after_prune": map_after,
+        "metric": if a.calib.is_some() { "fidelity" } else { "map" },
+        "criterion": cfg.criterion(),
+        "compensation": cfg.compensation,
+        "reanchor": outcome.reanchor,
+        "steps": outcome.step_fractions,
         "draws": outcome.draws,
         "candidates": outcome.candidates,
         "checkpoint": a.out,
@@ -223,7 +335,8 @@ pub fn run(a: PruneArgs) -> Result<()> {
         return Ok(());
     }
     let fmt_map = |m: Option<f64>| m.map(|v| format!("{v:.4}")).unwrap_or_else(|| "-".into());
-    out!("{:<10} {:>12} {:>10} {:>12}", "", "params", "GFLOPs", "mAP50-95");
+    let metric = if a.calib.is_some() { "fidelity" } else { "mAP50-95" };
+    out!("{:<10} {:>12} {:>10} {:>12}", "", "params", "GFLOPs", metric);
     out!("{:<10} {:>12} {:>10.3} {:>12}", "before", before.params, before.gflops, fmt_map(map_before));
     out!("{:<10} {:>12} {:>10.3} {:>12}", "after", after.params, after.gflops, fmt_map(map_after));
     out!(
