@@ -25,7 +25,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
-use yolo_compress::compress::prune::{EagleEyeConfig, Method, PruneConfig, PruneData, prune};
+use yolo_compress::compress::prune::{Compensation, EagleEyeConfig, Method, PruneConfig, PruneData, prune};
 use yolo_compress::compress::quant::checkpoint::save_int8;
 use yolo_compress::compress::quant::{CalibMethod, ObserverConfig, QuantConfig, loader_images, ptq};
 use yolo_compress::data::dataset::{Split, YoloDataset};
@@ -195,6 +195,9 @@ fn main() -> Result<()> {
         imgsz: o.imgsz as usize,
         bn_batches: 10,
         eagleeye: EagleEyeConfig { candidates: 4, tolerance: 0.03, seed: o.seed, ..EagleEyeConfig::default() },
+        // The settings the README's table was measured with (before compensation and re-anchoring).
+        compensation: Compensation::None,
+        reanchor: false,
         ..PruneConfig::default()
     };
     let pruned = prune(
