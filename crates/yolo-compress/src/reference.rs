@@ -299,25 +299,16 @@ pub fn fidelity_source(
     fidelity_source_with(reference.model(), source, &cfg, reference.device(), on_progress)
 }
 
-/// Labels the images of `source` with `reference`'s detections (NMS
-/// [`FidelityConfig::reference_nms`]), for [`fidelity`] with the same `cfg`.
-///
-/// The reference runs through the very loader [`fidelity`] uses (val.py's resize, rectangular
-/// batches, padding), so a model scored against its own labels sees identical inputs and scores
-/// ~0.995 mAP50-95 (the ceiling of the 101-point AP), whatever the image size; any drop measures a
-/// real difference between the two models, not a difference in pre-processing. (Use
-/// [`pseudo_labels`] for detect.py's own letterbox.) Boxes are mapped back to original-image
-/// pixels; boxes under [`MIN_LABEL_PX`] are dropped. Images that cannot be read are left out and
-/// reported in [`FidelitySource::warnings`] (so validation does not count a substitute twice); no
-/// readable image at all is [`ReferenceError::NothingDecoded`]. `on_progress(done, total)` follows
-/// the batches.
-pub fn fidelity_source_with<M: DetectionModel + ?Sized>(
+/// The reference's detections on every sample of `source` through `cfg`'s loader (`None` for a
+/// sample that could not be read), and the loader's warnings.
+#[allow(clippy::type_complexity)]
+fn loader_labels<M: DetectionModel + ?Sized>(
     reference: &M,
-    source: Arc<dyn SampleSource>,
+    source: &Arc<dyn SampleSource>,
     cfg: &FidelityConfig,
     device: &Device,
     on_progress: &mut dyn FnMut(usize, usize),
-) -> Result<FidelitySource, ReferenceError> {
+) -> Result<(Vec<Option<Vec<LabeledBox>>>, Vec<String>), ReferenceError> {
     let total = source.len();
     cfg.reference_nms.validate().map_err(|e| TrainError::Config(format!("reference NMS: {e}")))?;
     let loader = Loader::new(source.clone(), cfg.loader(reference.max_stride()), device)?;
@@ -349,6 +340,30 @@ pub fn fidelity_source_with<M: DetectionModel + ?Sized>(
         done += b;
         on_progress(done.min(total), total);
     }
+    Ok((labels, loader_warnings))
+}
+
+/// Labels the images of `source` with `reference`'s detections (NMS
+/// [`FidelityConfig::reference_nms`]), for [`fidelity`] with the same `cfg`.
+///
+/// The reference runs through the very loader [`fidelity`] uses (val.py's resize, rectangular
+/// batches, padding), so a model scored against its own labels sees identical inputs and scores
+/// ~0.995 mAP50-95 (the ceiling of the 101-point AP), whatever the image size; any drop measures a
+/// real difference between the two models, not a difference in pre-processing. (Use
+/// [`pseudo_labels`] for detect.py's own letterbox.) Boxes are mapped back to original-image
+/// pixels; boxes under [`MIN_LABEL_PX`] are dropped. Images that cannot be read are left out and
+/// reported in [`FidelitySource::warnings`] (so validation does not count a substitute twice); no
+/// readable image at all is [`ReferenceError::NothingDecoded`]. `on_progress(done, total)` follows
+/// the batches.
+pub fn fidelity_source_with<M: DetectionModel + ?Sized>(
+    reference: &M,
+    source: Arc<dyn SampleSource>,
+    cfg: &FidelityConfig,
+    device: &Device,
+    on_progress: &mut dyn FnMut(usize, usize),
+) -> Result<FidelitySource, ReferenceError> {
+    let total = source.len();
+    let (mut labels, loader_warnings) = loader_labels(reference, &source, cfg, device, on_progress)?;
     let keep: Vec<usize> = (0..total).filter(|&i| labels[i].is_some()).collect();
     if keep.is_empty() {
         let first = loader_warnings.first().cloned().unwrap_or_else(|| "the source is empty".into());
@@ -432,8 +447,10 @@ pub struct PseudoDataset {
     pub warnings: Vec<String>,
 }
 
-/// Pseudo-labels the images of `folder` with `reference` ([`pseudo_labels`]) and writes them to
-/// `root` as a YOLO dataset:
+/// Pseudo-labels the images of `folder` with `reference` — through the loader [`fidelity`] uses,
+/// at the predictor's image size and NMS (as [`fidelity_source`] labels), so that validating on the
+/// val split is the fidelity `ycomp val --reference` reports — and writes them to `root` as a YOLO
+/// dataset:
 ///
 /// - `root/images/{train,val}/NAME`: symbolic links to the original files (copies where the
 ///   platform has no symbolic links); a file whose stem another image already has is linked as
@@ -455,11 +472,25 @@ pub fn write_pseudo_dataset(
     holdout: Holdout,
     on_progress: &mut dyn FnMut(usize, usize),
 ) -> Result<PseudoDataset, ReferenceError> {
-    let labels = pseudo_labels(reference, folder, on_progress)?;
-    let failed: HashSet<usize> = labels.failed.iter().copied().collect();
-    let ok: Vec<usize> = (0..folder.len()).filter(|i| !failed.contains(i)).collect();
+    // Labelled through the loader fidelity uses, so that the val split's mAP in results.csv is
+    // the fidelity `ycomp val --reference` reports.
+    let source: Arc<dyn SampleSource> = Arc::new(folder.clone());
+    let cfg = FidelityConfig::for_predictor(reference);
+    let (boxes, loader_warnings) = loader_labels(reference.model(), &source, &cfg, reference.device(), on_progress)?;
+    let mut warnings = Vec::new();
+    let mut shapes = vec![(0u32, 0u32); folder.len()];
+    let mut ok = Vec::new();
+    for (i, b) in boxes.iter().enumerate() {
+        match (b, folder.shape(i)) {
+            (Some(_), Some(shape)) => {
+                shapes[i] = shape;
+                ok.push(i);
+            }
+            _ => warnings.push(format!("{}: could not be read; left out", folder.name(i))),
+        }
+    }
     if ok.is_empty() {
-        let first = labels.warnings.first().cloned().unwrap_or_default();
+        let first = loader_warnings.first().cloned().or_else(|| warnings.first().cloned()).unwrap_or_default();
         return Err(ReferenceError::NothingDecoded { images: folder.len(), first });
     }
     let n_val = holdout.count(ok.len());
@@ -484,9 +515,9 @@ pub fn write_pseudo_dataset(
         let (stem, link_name) = unique_name(file, &mut stems);
         let link = image_dir.join(&link_name);
         link_or_copy(&original, &link).map_err(io_error(&link))?;
-        let (h, w) = labels.shapes[i];
+        let (h, w) = shapes[i];
         let mut text = String::new();
-        for b in &labels.boxes[i] {
+        for b in boxes[i].iter().flatten() {
             let Some(row) = yolo_row(b, w, h) else { continue };
             text.push_str(&row.to_line());
             text.push('\n');
@@ -507,15 +538,7 @@ pub fn write_pseudo_dataset(
         .map_err(|e| ReferenceError::Io { path: data_yaml.clone(), source: std::io::Error::other(e.to_string()) })?;
     let text = format!("# pseudo-labels of a reference model (ycomp train --unlabeled)\n{text}");
     atomic_write(&data_yaml, text.as_bytes()).map_err(io_error(&data_yaml))?;
-    Ok(PseudoDataset {
-        root,
-        data_yaml,
-        names,
-        train_images: split_at,
-        val_images: n_val,
-        instances,
-        warnings: labels.warnings,
-    })
+    Ok(PseudoDataset { root, data_yaml, names, train_images: split_at, val_images: n_val, instances, warnings })
 }
 
 #[derive(Serialize)]

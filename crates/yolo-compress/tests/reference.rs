@@ -141,7 +141,8 @@ fn the_pseudo_dataset_reads_back_with_the_reference_boxes() {
     let reference = Predictor::new(tiny_reference(&device), &device, reference_config(96, 2));
     let dir = folder_with_a_corrupt_file();
     let folder = ImageFolder::open(dir.path()).unwrap();
-    let labels = pseudo_labels(&reference, &folder, &mut |_, _| {}).unwrap();
+    // The dataset is labelled as fidelity labels (through val's loader), the corrupt file left out.
+    let labels = fidelity_source(&reference, Arc::new(folder.clone()), &mut |_, _| {}).unwrap();
     let out = tempfile::tempdir().unwrap();
     let root = out.path().join("pseudo");
     let ds = write_pseudo_dataset(&reference, &folder, &root, Holdout::Count(1), &mut |_, _| {}).unwrap();
@@ -162,13 +163,33 @@ fn the_pseudo_dataset_reads_back_with_the_reference_boxes() {
     assert_eq!(held.file_name().unwrap(), "f0399.jpg");
     #[cfg(unix)]
     assert_eq!(std::fs::read_link(held).unwrap(), std::path::absolute(dir.path().join("f0399.jpg")).unwrap());
-    // Original index of each sample: 0 → f0000, 2 → f0160 (train), 3 → f0399 (val).
-    let mut written = 0;
-    for (ds, i, original) in [(&train, 0, 0), (&train, 1, 2), (&val, 0, 3)] {
+    // Readable images in order: 0 → f0000, 1 → f0160 (train), 2 → f0399 (val).
+    let (mut written, mut duplicates) = (0, 0);
+    for (ds, i, readable) in [(&train, 0, 0), (&train, 1, 1), (&val, 0, 2)] {
         let got = ds.boxes(i);
-        let want = &labels.boxes[original];
+        // Label files hold boxes clipped to the image (160×120); boxes wholly outside are dropped.
+        let want: Vec<LabeledBox> = labels.source.boxes()[readable]
+            .iter()
+            .map(|b| {
+                let [x1, y1, x2, y2] = b.xyxy;
+                let c = |v: f32, hi: f32| v.clamp(0.0, hi);
+                LabeledBox { class_id: b.class_id, xyxy: [c(x1, 160.0), c(y1, 120.0), c(x2, 160.0), c(y2, 120.0)] }
+            })
+            .filter(|b| b.xyxy[2] > b.xyxy[0] && b.xyxy[3] > b.xyxy[1])
+            .fold(Vec::new(), |mut kept: Vec<LabeledBox>, b| {
+                // The dataset reader drops duplicate rows, as ultralytics does.
+                let dup = kept
+                    .iter()
+                    .any(|k| k.class_id == b.class_id && k.xyxy.iter().zip(&b.xyxy).all(|(p, q)| (p - q).abs() < 1e-3));
+                if dup {
+                    duplicates += 1;
+                } else {
+                    kept.push(b);
+                }
+                kept
+            });
         assert_eq!(got.len(), want.len(), "{}", ds.image_path(i).display());
-        for (g, w) in got.iter().zip(want) {
+        for (g, w) in got.iter().zip(&want) {
             assert_eq!(g.class_id, w.class_id);
             for k in 0..4 {
                 assert!((g.xyxy[k] - w.xyxy[k]).abs() < 1e-3, "{g:?} vs {w:?}");
@@ -176,7 +197,7 @@ fn the_pseudo_dataset_reads_back_with_the_reference_boxes() {
         }
         written += got.len();
     }
-    assert_eq!(ds.instances, written);
+    assert_eq!(ds.instances, written + duplicates, "rows written, duplicates included");
 
     // A held-out slice that leaves nothing to train on is refused.
     let err = write_pseudo_dataset(&reference, &folder, &root, Holdout::Count(3), &mut |_, _| {}).unwrap_err();
