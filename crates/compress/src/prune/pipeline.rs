@@ -16,7 +16,7 @@ use super::plan::{PruneGraph, PrunePlan};
 use super::reanchor::{ReanchorReport, reanchor_bn};
 use super::select::{FlopsTarget, Scope, flops_fraction, plan_for_flops, plan_from_ratios};
 use super::stats::ActivationStats;
-use super::surgery::{deep_copy, load, model_tensors, prune_model, prune_model_with};
+use super::surgery::{model_tensors, prune_model, prune_model_with};
 use super::taylor::taylor_scores;
 use crate::error::PruneError;
 use crate::quant::calibrate::loader_images;
@@ -190,7 +190,7 @@ pub struct PruneOutcome {
 
 /// Prunes `model` to `cfg.target` of its FLOPs with `cfg.method`: BN re-anchoring on the
 /// calibration images (`cfg.reanchor`, or a fused model), then `cfg.steps` cuts, each ranked by
-/// `cfg.criterion()`, with mean compensation (`cfg.compensate`) and adaptive BN (`cfg.bn_batches`).
+/// `cfg.criterion()`, with compensation (`cfg.compensation`) and adaptive BN (`cfg.bn_batches`).
 pub fn prune(
     model: &YoloModel,
     cfg: &PruneConfig,
@@ -212,7 +212,9 @@ pub fn prune(
             .map_err(|e| PruneError::Option { name: "calibration", msg: e.to_string() })?;
         ActivationStats::measure_with(m, images, pre_bn, cfg.compensation == Compensation::Linear)
     };
-    let mut current = deep_copy_any(model, device)?;
+    // Nothing below changes `model` in place (the Taylor pass trains a deep copy of its own), so
+    // the steps start from a plain clone.
+    let mut current = model.clone();
     let mut stats = None;
     let mut reanchor = None;
     if cfg.reanchor || current.is_fused() {
@@ -223,15 +225,7 @@ pub fn prune(
         // Re-anchoring keeps the function, so the conv inputs' statistics stay valid.
         stats = Some(ActivationStats { pre_bn: Default::default(), ..s });
     }
-    let mut out = PruneOutcome {
-        model: current.clone(),
-        plan: PrunePlan { keep: Vec::new() },
-        flops_fraction: 1.0,
-        candidates: Vec::new(),
-        draws: 0,
-        reanchor,
-        step_fractions: Vec::new(),
-    };
+    let (mut plan, mut candidates, mut draws, mut step_fractions) = (None, Vec::new(), 0, Vec::new());
     for step in 1..=cfg.steps {
         let goal = cfg.target.powf(step as f64 / cfg.steps as f64);
         let arch = current.arch.clone().ok_or(PruneError::NoArchitecture)?;
@@ -240,29 +234,30 @@ pub fn prune(
             stats = Some(calib(&current, false)?);
         }
         let step_cfg = PruneConfig { target: relative, ..cfg.clone() };
-        let one = prune_once(&current, &step_cfg, stats.as_ref(), data, device, on_candidate)?;
-        stats = None;
-        current = one.model.clone();
-        out.step_fractions.push(current.arch.as_ref().map_or(1.0, |a| a.macs(cfg.imgsz, cfg.imgsz)) / orig_macs);
-        out.candidates.extend(one.candidates);
-        out.draws += one.draws;
-        out.plan = one.plan;
-        out.model = one.model;
+        let cut = prune_once(&current, &step_cfg, stats.take().as_ref(), data, device, on_candidate)?;
+        step_fractions.push(cut.model.arch.as_ref().map_or(1.0, |a| a.macs(cfg.imgsz, cfg.imgsz)) / orig_macs);
+        candidates.extend(cut.candidates);
+        draws += cut.draws;
+        plan = Some(cut.plan);
+        current = cut.model;
     }
-    out.flops_fraction = *out.step_fractions.last().expect("at least one step");
-    Ok(out)
+    Ok(PruneOutcome {
+        model: current,
+        plan: plan.expect("at least one step"),
+        flops_fraction: *step_fractions.last().expect("at least one step"),
+        candidates,
+        draws,
+        reanchor,
+        step_fractions,
+    })
 }
 
-/// An independent copy of a fused or unfused model.
-fn deep_copy_any(model: &YoloModel, device: &Device) -> Result<YoloModel, PruneError> {
-    if model.is_fused() {
-        let arch = model.arch.as_ref().ok_or(PruneError::NoArchitecture)?;
-        let mut copy = arch.build(device)?.fuse();
-        load(&mut copy, model_tensors(model)?, device)?;
-        Ok(copy)
-    } else {
-        deep_copy(model, device)
-    }
+/// What one cut of [`prune`] made.
+struct Cut {
+    model: YoloModel,
+    plan: PrunePlan,
+    candidates: Vec<CandidateReport>,
+    draws: usize,
 }
 
 /// One cut of [`prune`] to `cfg.target` of `model`'s FLOPs (BN already anchored).
@@ -273,7 +268,7 @@ fn prune_once(
     data: &PruneData<'_>,
     device: &Device,
     on_candidate: &mut dyn FnMut(&CandidateReport),
-) -> Result<PruneOutcome, PruneError> {
+) -> Result<Cut, PruneError> {
     let arch = model.arch.as_ref().ok_or(PruneError::NoArchitecture)?;
     let pg = PruneGraph::new(arch, &cfg.never_prune)?;
     let tensors = model_tensors(model)?;
@@ -287,15 +282,6 @@ fn prune_once(
     let score_data = ScoreData { taylor: taylor.as_ref(), stats, compensated };
     let scores = scores(&pg, &tensors, criterion, score_data, device)?;
     let means = if compensated { stats } else { None };
-    let done = |model, plan, flops_fraction, candidates, draws| PruneOutcome {
-        model,
-        plan,
-        flops_fraction,
-        candidates,
-        draws,
-        reanchor: None,
-        step_fractions: Vec::new(),
-    };
     if cfg.method == Method::EagleEye {
         let ee = EagleEyeConfig {
             target: cfg.target,
@@ -307,7 +293,7 @@ fn prune_once(
         let out = eagleeye(model, &pg, &scores, means, data.train, data.eval, &ee, 1, device, on_candidate)?;
         let (best, model) = out.best.into_iter().next().expect("at least one candidate");
         let plan = draw_plan(&pg, &scores, &best, cfg.round_to);
-        return Ok(done(model, plan, best.flops_fraction, out.candidates, out.draws));
+        return Ok(Cut { model, plan, candidates: out.candidates, draws: out.draws });
     }
     let scope = if cfg.method == Method::Slim { Scope::Raw } else { cfg.scope };
     let t = FlopsTarget {
@@ -320,22 +306,21 @@ fn prune_once(
     if let Some((l, r)) = cfg.layer_ratios.iter().find(|(_, r)| !(0.0..1.0).contains(*r)) {
         return Err(PruneError::Option { name: "layer_ratios", msg: format!("layer {l}: ratio {r} is not in [0, 1)") });
     }
-    let (plan, f) = match cfg.ratio {
+    // The FLOPs fraction is read off the cut model's architecture by `prune`.
+    let plan = match cfg.ratio {
         Some(r) if (0.0..1.0).contains(&r) => {
             let ratios: Vec<f64> =
                 pg.groups.groups.iter().map(|g| cfg.layer_ratios.get(&g.layer).copied().unwrap_or(r)).collect();
-            let plan = plan_from_ratios(&pg, &scores, &ratios, cfg.round_to);
-            let f = flops_fraction(&pg, &plan, cfg.imgsz);
-            (plan, f)
+            plan_from_ratios(&pg, &scores, &ratios, cfg.round_to)
         }
         Some(r) => return Err(PruneError::Option { name: "ratio", msg: format!("{r} is not in [0, 1)") }),
-        None => plan_for_flops(&pg, &scores, &t)?,
+        None => plan_for_flops(&pg, &scores, &t)?.0,
     };
     let mut pruned = prune_model_with(model, &pg, &plan, means, device)?;
     if cfg.bn_batches > 0 {
         pruned = adaptive_bn(pruned, data.train, cfg.bn_batches, device)?.0;
     }
-    Ok(done(pruned, plan, f, Vec::new(), 0))
+    Ok(Cut { model: pruned, plan, candidates: Vec::new(), draws: 0 })
 }
 
 /// Rebuilds the plan of an EagleEye candidate from its ratios.

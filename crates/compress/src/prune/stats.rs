@@ -202,11 +202,11 @@ impl ActivationStats {
             return Err(PruneError::Option { name: "calibration", msg: "no calibration images".into() });
         }
         let mut stats = ActivationStats { images, covariance, ..Default::default() };
-        for (c, op) in q.graph.ops.iter().filter_map(|op| match op {
+        for (c, input) in q.graph.ops.iter().filter_map(|op| match op {
             Op::Conv { conv, input } => Some((*conv, *input)),
             _ => None,
         }) {
-            let m = value_moments[op].clone().expect("every conv input was measured");
+            let m = value_moments[input].clone().expect("every conv input was measured");
             stats.inputs.insert(weight_keys[c].clone(), m);
         }
         if pre_bn {

@@ -160,9 +160,10 @@ pub fn prune_model(
     prune_model_with(model, pg, plan, None, device)
 }
 
-/// [`prune_model`] with mean compensation when `means` is given: every removed channel's mean on
-/// the calibration images (measured on `model`) is folded into its consumers
-/// ([`compensate`](super::compensate::compensate)), so the cut loses only the channels' variation.
+/// [`prune_model`] with compensation when `means` is given: every removed channel's mean on the
+/// calibration images (measured on `model`) is folded into its consumers, and its linear
+/// prediction from the kept channels too when the statistics carry covariances
+/// ([`compensate`](super::compensate::compensate)).
 pub fn prune_model_with(
     model: &YoloModel,
     pg: &PruneGraph,

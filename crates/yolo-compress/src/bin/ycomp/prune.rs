@@ -228,10 +228,8 @@ pub fn run(a: PruneArgs) -> Result<()> {
         (None, None) => bail!("give --data (a dataset YAML) or --calib (a folder of images)"),
     };
     let data = PruneData { train: &train_loader, eval: &eval_loader, calib: calib_loader.as_ref() };
-    let criterion = match &a.criterion {
-        None => None,
-        Some(c) => Some(c.parse::<Criterion>().map_err(|e| anyhow::anyhow!("--criterion: {e}"))?),
-    };
+    let criterion = a.criterion.as_deref().map(str::parse::<Criterion>).transpose();
+    let criterion = criterion.map_err(|e| anyhow::anyhow!("--criterion: {e}"))?;
     let ratio_range = match a.ratio_range.as_deref() {
         None => None,
         Some([lo, hi]) => Some([*lo, *hi]),
@@ -279,10 +277,9 @@ pub fn run(a: PruneArgs) -> Result<()> {
     }
 
     let before = ModelInfo::of(&model, a.imgsz as usize);
-    // With --calib the before/after numbers are fidelity on the held-out images.
-    let score_loader = val_loader.as_ref();
+    // With --calib `val_loader` holds the held-out images: the numbers are fidelity.
     let map_of = |m: &yolo_compress::model::YoloModel| -> Result<Option<f64>> {
-        match score_loader {
+        match &val_loader {
             None => Ok(None),
             Some(l) => Ok(Some(validate(m, l, &ValConfig::default(), None)?.metrics.map50_95)),
         }
